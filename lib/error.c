@@ -1,0 +1,148 @@
+/*
+ * error.c - error records, allocation wrappers and small shared helpers.
+ */
+#include "common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include <unistd.h>
+
+int llv_vfail(llv_err *e, int code, const char *fmt, va_list ap)
+{
+    if (e) {
+        e->code = code;
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    }
+    return code;
+}
+
+int llv_fail(llv_err *e, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    llv_vfail(e, code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int llv_err_prefix(llv_err *e, const char *fmt, ...)
+{
+    if (!e)
+        return LLAVA_E_INTERNAL;
+    char prefix[LLV_ERRMSG_SIZE / 2], old[LLV_ERRMSG_SIZE];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, e->msg, sizeof old);
+    snprintf(e->msg, sizeof e->msg, "%.120s: %.120s", prefix, old);
+    return e->code;
+}
+
+void llv_err_clear(llv_err *e)
+{
+    if (e) {
+        e->code = LLAVA_OK;
+        e->msg[0] = '\0';
+    }
+}
+
+void llv_err_to_buf(const llv_err *e, char *buf, size_t size)
+{
+    if (!buf || size == 0)
+        return;
+    snprintf(buf, size, "%s", e ? e->msg : "");
+}
+
+/* ---- allocation ---------------------------------------------------------
+ * Every allocation of the library goes through these. The test build can
+ * make the N-th call fail (LLV_FAIL_ALLOC_AT) to prove each error path is
+ * clean; in a normal build the counter is never armed. */
+
+static long llv_alloc_fail_at = -1; /* -1: never fail */
+static long llv_alloc_count;
+
+LLV_INTERNAL void llv_alloc_fail_inject(long n);
+void llv_alloc_fail_inject(long n)
+{
+    llv_alloc_fail_at = n;
+    llv_alloc_count = 0;
+}
+
+static bool llv_alloc_should_fail(void)
+{
+    if (llv_alloc_fail_at < 0)
+        return false;
+    long n;
+#pragma omp atomic capture
+    n = llv_alloc_count++;
+    return n == llv_alloc_fail_at;
+}
+
+void *llv_malloc(size_t n)
+{
+    if (llv_alloc_should_fail())
+        return NULL;
+    return malloc(n ? n : 1);
+}
+
+void *llv_calloc(size_t count, size_t size)
+{
+    if (llv_alloc_should_fail())
+        return NULL;
+    if (count == 0 || size == 0)
+        count = size = 1;
+    return calloc(count, size);
+}
+
+void *llv_realloc(void *p, size_t n)
+{
+    if (llv_alloc_should_fail())
+        return NULL;
+    return realloc(p, n ? n : 1);
+}
+
+void llv_free(void *p)
+{
+    free(p);
+}
+
+char *llv_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = llv_malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+void *llv_malloc_aligned(size_t n)
+{
+    if (llv_alloc_should_fail())
+        return NULL;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, n ? n : 1) != 0)
+        return NULL;
+    return p;
+}
+
+void llv_free_aligned(void *p)
+{
+    free(p);
+}
+
+int llv_resolve_threads(int64_t n)
+{
+    if (n > 0)
+        return n > 1024 ? 1024 : (int)n;
+#ifdef _OPENMP
+    int procs = omp_get_num_procs();
+#else
+    long procs = sysconf(_SC_NPROCESSORS_ONLN);
+#endif
+    return procs > 0 ? (int)LLV_MIN(procs, 1024) : 1;
+}
