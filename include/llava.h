@@ -113,7 +113,7 @@ enum llava_status {
 LLAVA_API const char *llava_strerror(int status);
 
 /** The detailed message of the last failed call on a handle (any libllava
- *  handle: params, lm, vision, projector, session, image, embed). Returns ""
+ *  handle: params, lm, vision, projector, session, image, embed, chat). Returns ""
  *  if the last call succeeded, and a fixed text for NULL or a pointer that
  *  is not a live libllava handle. The string is owned by the handle and
  *  valid until the next call on it. [thread: handle] Since 0.1. */
@@ -160,7 +160,10 @@ enum llava_param {
     LLAVA_PARAM_PRESENCE_PENALTY  = 208, /* float, 0.0 disables (default 0.0) */
     /* --- images --- */
     LLAVA_PARAM_IMAGE_MAX_PIXELS  = 300, /* int, largest width*height accepted, checked before decoding (default 2^26) */
-    LLAVA_PARAM_IMAGE_EXIF_ORIENT = 301  /* int 0/1, apply JPEG EXIF orientation (default 0, as the reference) */
+    LLAVA_PARAM_IMAGE_EXIF_ORIENT = 301, /* int 0/1, apply JPEG EXIF orientation (default 0, as the reference) */
+    /* --- chat helper --- */
+    LLAVA_PARAM_CHAT_TEMPLATE     = 400, /* int, enum llava_template (default LLAVA_TEMPLATE_AUTO) */
+    LLAVA_PARAM_MAX_TOKENS        = 401  /* int, most tokens per reply; 0 = until EOS or the context is full (default 0) */
 };
 
 enum llava_param_type {
@@ -434,6 +437,71 @@ LLAVA_API int llava_embed_load(const void *data, size_t size, llava_embed **out,
                                char *errbuf, size_t errbuf_size);
 LLAVA_API int llava_embed_load_file(const char *path, llava_embed **out,
                                     char *errbuf, size_t errbuf_size);
+
+/* ---------------------------------------------------------------------- */
+/* Chat helper                                                             */
+/*
+ * A conversation in a prompt format, on top of the verbs above (which stay
+ * available through llava_chat_session). A user turn is built from text and
+ * images in order; the reply is generated token by token (pull with
+ * llava_chat_step, convenient from game loops and iterators, or push with
+ * llava_chat_generate). The KV cache is kept between turns.
+ *
+ * Text around images is tokenized per chunk, as the reference LLaVA does:
+ * an image is evaluated as soon as it is added, after the text before it.
+ * For LLaVA-1.5 the first turn is
+ *   BOS + system + " USER: " + [image] + "\n" + question + " ASSISTANT:"
+ * and later turns "</s>USER: " + ... + " ASSISTANT:".
+ */
+
+typedef struct llava_chat llava_chat;
+
+/** Prompt formats for LLAVA_PARAM_CHAT_TEMPLATE. */
+enum llava_template {
+    LLAVA_TEMPLATE_AUTO      = 0, /* from the LM's tokenizer.chat_template if it says, else LLaVA-1.5 */
+    LLAVA_TEMPLATE_LLAVA_1_5 = 1, /* vicuna_v1, as the reference LLaVA-1.5 */
+    LLAVA_TEMPLATE_MISTRAL   = 2, /* [INST] ... [/INST] (LLaVA-1.6-Mistral) */
+    LLAVA_TEMPLATE_CHATML    = 3  /* <|im_start|>role ... <|im_end|> */
+};
+
+/** Called for every generated token with its text (complete UTF-8
+ *  characters only: a piece may be empty while a character is incomplete).
+ *  Return non-zero to stop the reply. */
+typedef int (*llava_token_fn)(int32_t token, const char *piece, size_t piece_len, void *user_data);
+
+/** Start a conversation over lm with its own session (params: as
+ *  llava_new_session, plus CHAT_TEMPLATE and MAX_TOKENS). The LM must outlive
+ *  the chat. [thread: shared-ro on lm] Since 0.1. */
+LLAVA_API int llava_new_chat(const llava_lm *lm, const llava_params *params,
+                             llava_chat **out, char *errbuf, size_t errbuf_size);
+/** Free a chat and its session; NULL is a no-op. [thread: handle] */
+LLAVA_API void llava_free_chat(llava_chat *chat);
+/** Replace the template's default system prompt (copied). Only before the
+ *  first turn: LLAVA_E_STATE afterwards. NULL restores the default.
+ *  [thread: handle] */
+LLAVA_API int llava_chat_set_system(llava_chat *chat, const char *text);
+/** Append UTF-8 text to the pending user turn (copied). [thread: handle] */
+LLAVA_API int llava_chat_add_text(llava_chat *chat, const char *text);
+/** Append an image to the pending user turn. The text before it and the
+ *  image are evaluated now, so the embedding need not outlive the call.
+ *  LLAVA_E_MISMATCH if its width is not the LM's. [thread: handle] */
+LLAVA_API int llava_chat_add_image(llava_chat *chat, const llava_embed *embed);
+/** Generate the next token of the reply. The first call after the user
+ *  turn closes it (template suffix) and evaluates it. On LLAVA_OK, *token
+ *  is the token (-1 when *done is set without a new token) and *piece /
+ *  *piece_len its text (borrowed until the next call); *done becomes 1 when
+ *  the reply ended (EOS, MAX_TOKENS, or a full context); the next add_*
+ *  starts a new turn. Any output pointer may be NULL. [thread: handle] */
+LLAVA_API int llava_chat_step(llava_chat *chat, int32_t *token, const char **piece,
+                              size_t *piece_len, int *done);
+/** Generate the whole reply, calling fn (may be NULL) for every token.
+ *  [thread: handle] */
+LLAVA_API int llava_chat_generate(llava_chat *chat, llava_token_fn fn, void *user_data);
+/** The chat's session (borrowed; valid until llava_free_chat), e.g. to
+ *  save its state or read the logits. [thread: handle] */
+LLAVA_API llava_session *llava_chat_session(llava_chat *chat);
+/** The template in use (never LLAVA_TEMPLATE_AUTO). [thread: handle] */
+LLAVA_API int llava_chat_template(const llava_chat *chat);
 
 #ifdef __cplusplus
 }

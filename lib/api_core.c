@@ -40,7 +40,7 @@ LLAVA_API const char *llava_errmsg(const void *handle)
     const llv_handle *h = handle;
     switch (h->magic) {
     case LLV_MAGIC_PARAMS: case LLV_MAGIC_LM: case LLV_MAGIC_VISION: case LLV_MAGIC_PROJECTOR:
-    case LLV_MAGIC_SESSION: case LLV_MAGIC_IMAGE: case LLV_MAGIC_EMBED:
+    case LLV_MAGIC_SESSION: case LLV_MAGIC_IMAGE: case LLV_MAGIC_EMBED: case LLV_MAGIC_CHAT:
         return h->err.msg;
     default:
         return "not a live libllava handle";

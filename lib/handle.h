@@ -15,6 +15,7 @@ enum {
     LLV_MAGIC_SESSION   = 0x4c565345u, /* "LVSE" */
     LLV_MAGIC_IMAGE     = 0x4c56494du, /* "LVIM" */
     LLV_MAGIC_EMBED     = 0x4c56454du, /* "LVEM" */
+    LLV_MAGIC_CHAT      = 0x4c564348u, /* "LVCH" */
     LLV_MAGIC_DEAD      = 0xdeadbeefu
 };
 

@@ -35,6 +35,8 @@ static const param_row param_table[LLV_N_PARAMS] = {
     { LLAVA_PARAM_PRESENCE_PENALTY,  F, -1e9, 1e9, 0.0 },
     { LLAVA_PARAM_IMAGE_MAX_PIXELS,  I, 1, 4294967296.0 /* 2^32 */, 67108864 /* 2^26 */ },
     { LLAVA_PARAM_IMAGE_EXIF_ORIENT, I, 0, 1, 0 },
+    { LLAVA_PARAM_CHAT_TEMPLATE,     I, 0, 3, 0 },
+    { LLAVA_PARAM_MAX_TOKENS,        I, 0, 1 << 30, 0 },
 };
 #undef I
 #undef F

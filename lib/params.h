@@ -8,7 +8,7 @@
 #include "handle.h"
 
 /* Number of keys in the table (params.c). */
-#define LLV_N_PARAMS 16
+#define LLV_N_PARAMS 18
 
 struct llava_params {
     llv_handle hdr;
