@@ -48,7 +48,13 @@ typedef struct llv_gguf_tensor {
 
 /* ---- opening ---- */
 
-/* Open a file. use_mmap=0 reads it into memory instead. */
+/* Open a file. use_mmap=0 reads it into memory instead (64-byte aligned).
+ * Errors: E_IO (open/stat/read/mmap, not a regular file), E_FORMAT (any
+ * malformed content), E_UNSUPPORTED (version 1, >= 4, big-endian; a ggml
+ * type id whose block size is unknown), E_NOMEM. *out is NULL on failure.
+ * Accepted beyond RC: any aligned, non-overlapping tensor layout (RC insists
+ * on offsets = running sum); rejected beyond RC: ne <= 0, overlapping
+ * tensors, NUL in tensor names, general.alignment > 1 MiB. */
 LLV_INTERNAL int llv_gguf_open_file(const char *path, int use_mmap, llv_gguf **out, llv_err *err);
 /* Parse a buffer. copy=0: the buffer is used in place and must outlive the
  * handle; copy=1: it is copied first. */
@@ -63,7 +69,7 @@ LLV_INTERNAL size_t   llv_gguf_file_size(const llv_gguf *g);
 /* ---- metadata ---- */
 
 LLV_INTERNAL int64_t  llv_gguf_n_kv(const llv_gguf *g);
-/* Index of a key, or -1. */
+/* Index of a key, or -1 (binary search over a sorted index: O(log n)). */
 LLV_INTERNAL int64_t  llv_gguf_find_key(const llv_gguf *g, const char *key);
 LLV_INTERNAL llv_str  llv_gguf_key(const llv_gguf *g, int64_t i);
 LLV_INTERNAL int      llv_gguf_kv_type(const llv_gguf *g, int64_t i);      /* enum llv_gguf_type */
@@ -93,10 +99,13 @@ LLV_INTERNAL int llv_gguf_get_str_opt(const llv_gguf *g, const char *key, llv_st
  * helpers below). Arrays of strings: use llv_gguf_get_arr_str. */
 LLV_INTERNAL int llv_gguf_get_arr(const llv_gguf *g, const char *key, int elem_type,
                                   const void **data, uint64_t *count, llv_err *err);
-/* Element i of a numeric array as int64 / double (any numeric element type). */
+/* Element i of a numeric array as int64 / double (any numeric element type).
+ * Return 0 for a bad kv_index, a non-array entry or i >= count; int of a
+ * float element truncates (saturating), UINT64 above INT64_MAX saturates. */
 LLV_INTERNAL int64_t llv_gguf_arr_get_int(const llv_gguf *g, int64_t kv_index, uint64_t i);
 LLV_INTERNAL double  llv_gguf_arr_get_float(const llv_gguf *g, int64_t kv_index, uint64_t i);
-/* String array: count, and element i (an index built at open time, O(1)). */
+/* String array: count, and element i (an index built at open time, O(1);
+ * {NULL, 0} for a bad index). */
 LLV_INTERNAL int llv_gguf_get_arr_str(const llv_gguf *g, const char *key, uint64_t *count, llv_err *err);
 LLV_INTERNAL llv_str llv_gguf_arr_str(const llv_gguf *g, int64_t kv_index, uint64_t i);
 
@@ -104,6 +113,12 @@ LLV_INTERNAL llv_str llv_gguf_arr_str(const llv_gguf *g, int64_t kv_index, uint6
 LLV_INTERNAL int64_t llv_gguf_kv_int(const llv_gguf *g, int64_t i);
 LLV_INTERNAL double  llv_gguf_kv_float(const llv_gguf *g, int64_t i);
 LLV_INTERNAL llv_str llv_gguf_kv_str(const llv_gguf *g, int64_t i);
+/* (Added by the gguf area.) Unsigned value of an integer/bool entry: exact
+ * for UINT64 values above INT64_MAX (kv_int would wrap them); 0 otherwise. */
+LLV_INTERNAL uint64_t llv_gguf_kv_uint(const llv_gguf *g, int64_t i);
+/* (Added.) Name of a ggml tensor type id from gguf's own table ("F16",
+ * "Q4_K", ...; "?" if unknown), so tools need not link quant.c. */
+LLV_INTERNAL const char *llv_gguf_ggml_type_name(int type);
 
 /* ---- tensors ---- */
 
@@ -125,6 +140,9 @@ LLV_INTERNAL int llv_gguf_add_u64(llv_gguf_writer *w, const char *key, uint64_t 
 LLV_INTERNAL int llv_gguf_add_f32(llv_gguf_writer *w, const char *key, float v);
 LLV_INTERNAL int llv_gguf_add_bool(llv_gguf_writer *w, const char *key, bool v);
 LLV_INTERNAL int llv_gguf_add_str(llv_gguf_writer *w, const char *key, const char *v);
+/* (Added by the gguf area.) A scalar of any numeric/bool type: value points
+ * to a native uint8_t/int8_t/.../bool/double of that type. */
+LLV_INTERNAL int llv_gguf_add_val(llv_gguf_writer *w, const char *key, int type, const void *value);
 /* Numeric array of elem_type with n packed little-endian elements (copied). */
 LLV_INTERNAL int llv_gguf_add_arr(llv_gguf_writer *w, const char *key, int elem_type, const void *data, uint64_t n);
 LLV_INTERNAL int llv_gguf_add_arr_str(llv_gguf_writer *w, const char *key, const char *const *v, uint64_t n);
@@ -135,7 +153,10 @@ LLV_INTERNAL int llv_gguf_copy_kv(llv_gguf_writer *w, const llv_gguf *src, const
  * byte size (copied). */
 LLV_INTERNAL int llv_gguf_add_tensor(llv_gguf_writer *w, const char *name, int type, uint32_t n_dims,
                                      const int64_t *ne, const void *data, size_t nbytes);
-/* Serialise (version 3, alignment from "general.alignment" if set, else 32). */
+/* Serialise (version 3, alignment from "general.alignment" if set, else 32).
+ * *out is allocated with llv_malloc: free it with llv_free. The add_*
+ * functions return LLAVA_OK, LLAVA_E_NOMEM or LLAVA_E_INVALID_ARG (empty key,
+ * bad type, tensor name empty/too long/duplicate, nbytes not the exact size). */
 LLV_INTERNAL int llv_gguf_write_memory(const llv_gguf_writer *w, void **out, size_t *size, llv_err *err);
 LLV_INTERNAL int llv_gguf_write_file(const llv_gguf_writer *w, const char *path, llv_err *err);
 

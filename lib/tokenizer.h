@@ -42,4 +42,47 @@ LLV_INTERNAL int llv_tokenize(const llv_vocab *v, const char *text, size_t len, 
 LLV_INTERNAL int llv_token_to_piece(const llv_vocab *v, int32_t id, unsigned flags,
                                     char *buf, size_t buf_size, size_t *len);
 
+/* ---- additions by the tokenizer area ---- */
+
+/* Vocabulary models and BPE pre-tokenizers. */
+enum { LLV_VOCAB_SPM = 1, LLV_VOCAB_BPE = 2 };
+enum { LLV_PRE_GPT2 = 1, LLV_PRE_LLAMA3 = 2 };
+
+/* Everything a vocabulary is built from (llv_vocab_load fills one from the
+ * GGUF keys; tests build small ones by hand). All arrays are copied. */
+typedef struct llv_vocab_desc {
+    int            model;           /* LLV_VOCAB_SPM or LLV_VOCAB_BPE */
+    int            pre;             /* BPE: LLV_PRE_GPT2 or LLV_PRE_LLAMA3 */
+    int32_t        n_tokens;        /* >= 1 */
+    const llv_str *tokens;          /* [n_tokens] texts (any bytes; empty -> "[EMPTY_<i>]") */
+    const float   *scores;          /* [n_tokens] or NULL (all 0) */
+    const int32_t *types;           /* [n_tokens] LLV_TOKEN_* or NULL (all NORMAL) */
+    int32_t        n_merges;        /* BPE */
+    const llv_str *merges;          /* [n_merges] "left right" */
+    int32_t        bos, eos, unk;   /* -1: none; else must be < n_tokens */
+    bool           add_bos, add_eos, add_space_prefix;
+} llv_vocab_desc;
+
+/* Validate d and build a vocabulary (LLAVA_E_FORMAT for bad ids, types,
+ * merges; LLAVA_E_NOMEM). */
+LLV_INTERNAL int   llv_vocab_new(const llv_vocab_desc *d, llv_vocab **out, llv_err *err);
+LLV_INTERNAL int   llv_vocab_model(const llv_vocab *v);
+LLV_INTERNAL float llv_vocab_token_score(const llv_vocab *v, int32_t id); /* 0 if out of range */
+
+/* Detokenize ids like llama_detokenize: the pieces of llv_token_to_piece
+ * (flags: LLAVA_PIECE_SPECIAL) concatenated; with add_space_prefix the first
+ * piece loses one leading space. LLV_DETOK_REMOVE_SPECIAL drops a leading
+ * BOS (then no space is stripped) and a trailing EOS as llama.cpp's
+ * remove_special does. Writes a NUL-terminated string if buf_size > len;
+ * LLAVA_E_BUFFER_TOO_SMALL with *len = bytes needed (without the NUL). */
+#define LLV_DETOK_REMOVE_SPECIAL 0x100u
+LLV_INTERNAL int llv_detokenize(const llv_vocab *v, const int32_t *ids, size_t n, unsigned flags,
+                                char *buf, size_t buf_size, size_t *len);
+
+/* Streaming helper: the number of leading bytes of buf[0..len) that do not
+ * end inside an incomplete UTF-8 character, i.e. len minus a trailing
+ * truncated-but-so-far-valid sequence (at most 3 bytes). Invalid bytes
+ * count as complete, so a stream never stalls on garbage. */
+LLV_INTERNAL size_t llv_utf8_complete_prefix(const char *buf, size_t len);
+
 #endif /* LLV_TOKENIZER_H */

@@ -1,0 +1,285 @@
+/*
+ * llava-bench - performance probes for libllava.
+ *
+ *   llava-bench kernels [--threads N] [--quick]
+ *       machine probes (peak FMA GFLOP/s, STREAM-like memory bandwidth), then
+ *       GEMV (1 row) and GEMM (512 rows) GFLOP/s and GB/s per weight type at
+ *       LLaVA shapes, each as a fraction of the matching probe.
+ *
+ * main() dispatches on the first argument; other areas add their own
+ * subcommands to the table at the bottom.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "kernels.h"
+#include "quant.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int default_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_num_procs();
+#else
+    return 1;
+#endif
+}
+
+/* ---- machine probes ---------------------------------------------------- */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* 12 independent FMA chains per thread (enough to cover FMA latency x
+ * throughput on current x86 cores); returns the flops done. */
+__attribute__((target("avx2,fma"))) static double fma_loop(long iters)
+{
+    __m256 a[12];
+    const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++)
+        a[i] = _mm256_set1_ps((float)i);
+    for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++)
+            a[i] = _mm256_fmadd_ps(a[i], m, c);
+    }
+    __m256 s = a[0];
+    for (int i = 1; i < 12; i++)
+        s = _mm256_add_ps(s, a[i]);
+    float out[8];
+    _mm256_storeu_ps(out, s);
+    volatile float sink = out[0];
+    (void)sink;
+    return (double)iters * 12 * 8 * 2;
+}
+static int have_avx2_fma(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#else
+static double fma_loop(long iters)
+{
+    float a[8] = {0};
+    for (long it = 0; it < iters; it++)
+        for (int i = 0; i < 8; i++)
+            a[i] = a[i] * 0.999999f + 1e-7f;
+    volatile float sink = a[0];
+    (void)sink;
+    return (double)iters * 8 * 2;
+}
+static int have_avx2_fma(void) { return 0; }
+#endif
+
+static double probe_fma(int nt)
+{
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        double flops = 0, t0 = now_s();
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) reduction(+ : flops)
+#endif
+        flops += fma_loop(20000000L);
+        double g = flops / (now_s() - t0) * 1e-9;
+        if (g > best) best = g;
+    }
+    return best;
+}
+
+/* STREAM-like copy (a = b) and triad (a = b + s*c) over 3 x 64 MiB arrays;
+ * bytes counted as STREAM does (read + write, no write-allocate). */
+static void probe_bandwidth(int nt, double *copy_gbs, double *triad_gbs)
+{
+    const long n = 16L * 1024 * 1024; /* floats per array */
+    float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float)), *c = malloc(n * sizeof(float));
+    if (!a || !b || !c) {
+        *copy_gbs = *triad_gbs = 0;
+        free(a); free(b); free(c);
+        return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static)
+#endif
+    for (long i = 0; i < n; i++) { a[i] = 1.0f; b[i] = 2.0f; c[i] = 0.5f; }
+    *copy_gbs = *triad_gbs = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = now_s();
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static)
+#endif
+        for (long i = 0; i < n; i++)
+            a[i] = b[i];
+        double t1 = now_s();
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static)
+#endif
+        for (long i = 0; i < n; i++)
+            a[i] = b[i] + 0.5f * c[i];
+        double t2 = now_s();
+        double cp = 2.0 * n * sizeof(float) / (t1 - t0) * 1e-9, tr = 3.0 * n * sizeof(float) / (t2 - t1) * 1e-9;
+        if (cp > *copy_gbs) *copy_gbs = cp;
+        if (tr > *triad_gbs) *triad_gbs = tr;
+    }
+    volatile float sink = a[n / 2];
+    (void)sink;
+    free(a); free(b); free(c);
+}
+
+/* ---- matmul ------------------------------------------------------------- */
+
+static uint64_t rng = 88172645463325252ull;
+static float frand(void)
+{
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((double)(rng >> 11) * 0x1p-53 * 2.0 - 1.0);
+}
+
+/* Random weights of type (n_out rows of n_in), built by quantizing one
+ * random block-row pattern per 64 rows (quantizing 45M values per type
+ * would dominate the run time; the data values do not affect speed). */
+static void *make_weights(int type, int64_t n_in, int64_t n_out, size_t *bytes)
+{
+    size_t rb;
+    if (!llv_row_bytes(type, n_in, &rb))
+        return NULL;
+    uint8_t *data = malloc(rb * (size_t)n_out);
+    float *row = malloc((size_t)n_in * sizeof(float));
+    if (!data || !row) {
+        free(data); free(row);
+        return NULL;
+    }
+    uint8_t *pattern = malloc(rb * 64);
+    for (int r = 0; r < 64; r++) {
+        for (int64_t k = 0; k < n_in; k++)
+            row[k] = frand() * 0.05f;
+        llv_quantize_row(type, row, pattern + (size_t)r * rb, n_in);
+    }
+    for (int64_t o = 0; o < n_out; o++)
+        memcpy(data + (size_t)o * rb, pattern + (size_t)(o % 64) * rb, rb);
+    free(pattern);
+    free(row);
+    *bytes = rb * (size_t)n_out;
+    return data;
+}
+
+/* Best time of reps runs (after one warm-up). */
+static double time_matmul(const llv_weight *w, const float *x, int64_t rows, float *y, int nt, int reps)
+{
+    llv_matmul(w, x, rows, y, NULL, nt);
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now_s();
+        llv_matmul(w, x, rows, y, NULL, nt);
+        double t = now_s() - t0;
+        if (t < best) best = t;
+    }
+    return best;
+}
+
+static int cmd_kernels(int argc, char **argv)
+{
+    int nt = default_threads(), quick = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            nt = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--quick"))
+            quick = 1;
+        else {
+            fprintf(stderr, "usage: llava-bench kernels [--threads N] [--quick]\n");
+            return 2;
+        }
+    }
+    if (nt < 1) nt = 1;
+    printf("llava-bench kernels: isa %s, %d thread(s)%s\n", llv_kernels_isa(), nt,
+           have_avx2_fma() ? "" : " (no AVX2+FMA: FMA probe is scalar)");
+
+    double peak = probe_fma(nt), copy_gbs, triad_gbs;
+    probe_bandwidth(nt, &copy_gbs, &triad_gbs);
+    printf("probe: peak FMA %.1f GFLOP/s | memory copy %.1f GB/s, triad %.1f GB/s\n\n", peak, copy_gbs, triad_gbs);
+
+    static const int types[] = { LLV_TYPE_F32, LLV_TYPE_F16, LLV_TYPE_BF16, LLV_TYPE_Q8_0, LLV_TYPE_Q4_0,
+                                 LLV_TYPE_Q4_K, LLV_TYPE_Q6_K };
+    static const struct { int64_t n_out, n_in; } shapes[] = { { 4096, 4096 }, { 11008, 4096 }, { 1024, 4096 } };
+    const int64_t gemm_rows = quick ? 128 : 512;
+    const int n_shapes = quick ? 1 : 3;
+
+    float *x = malloc((size_t)gemm_rows * 11008 * sizeof(float));
+    float *y = malloc((size_t)gemm_rows * 11008 * sizeof(float));
+    if (!x || !y) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
+    for (int64_t i = 0; i < gemm_rows * 11008; i++)
+        x[i] = frand();
+
+    printf("%-5s %-12s | %9s %7s %7s %6s | %9s %7s %6s\n", "type", "n_out x n_in", "GEMV ms", "GB/s", "%triad",
+           "GF/s", "GEMM ms", "GF/s", "%peak");
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        for (int s = 0; s < n_shapes; s++) {
+            size_t bytes = 0;
+            void *data = make_weights(types[t], shapes[s].n_in, shapes[s].n_out, &bytes);
+            llv_weight w;
+            if (!data || !llv_weight_init(&w, types[t], shapes[s].n_in, shapes[s].n_out, data)) {
+                free(data);
+                continue;
+            }
+            double flop1 = 2.0 * (double)w.n_in * (double)w.n_out;
+            double tv = time_matmul(&w, x, 1, y, nt, quick ? 5 : 20);
+            double tm = time_matmul(&w, x, gemm_rows, y, nt, quick ? 1 : 2);
+            double gbs = (double)bytes / tv * 1e-9, gfv = flop1 / tv * 1e-9;
+            double gfm = flop1 * (double)gemm_rows / tm * 1e-9;
+            printf("%-5s %5lldx%-6lld | %9.3f %7.1f %6.0f%% %6.1f | %9.1f %7.1f %5.0f%%\n", llv_type_name(types[t]),
+                   (long long)w.n_out, (long long)w.n_in, tv * 1e3, gbs, 100.0 * gbs / triad_gbs, gfv, tm * 1e3, gfm,
+                   100.0 * gfm / peak);
+            fflush(stdout);
+            free(data);
+        }
+    }
+    printf("\nGEMV: 1 row (decode), GB/s = weight bytes / time vs the triad probe.\n"
+           "GEMM: %lld rows (prefill / vision encode), GF/s vs the FMA probe.\n", (long long)gemm_rows);
+    free(x);
+    free(y);
+    return 0;
+}
+
+/* ---- dispatcher ----------------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+} commands[] = {
+    { "kernels", cmd_kernels, "matmul GEMV/GEMM per weight type vs FMA and memory probes" },
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: llava-bench <command> [options]\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 2, argv + 2);
+    fprintf(stderr, "llava-bench: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,184 @@
+/*
+ * kernels.c - run-time ISA dispatch, weight views, and the row-wise ops:
+ * norms, softmax, activations and RoPE (spec §4, §6.3).
+ *
+ * The row ops are O(n) per token and cheap next to the matmuls, so they are
+ * plain C, written to follow llama.cpp's CPU numerics where the spec asks
+ * (RMSNorm sum of squares in double, RoPE angles accumulated in f32).
+ */
+#include "kernels_impl.h"
+
+#include <math.h>
+
+/* ---- dispatch -------------------------------------------------------- */
+
+static int force_ref;                         /* set by tests */
+static const llv_kernel_ops *ops_detected;    /* lazily detected, then fixed */
+
+static const llv_kernel_ops *select_ops(void)
+{
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+    __builtin_cpu_init();
+    /* AVX-512 would be checked first here once kernels_avx512.c exists. */
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c") && llv_kernel_ops_avx2() != NULL)
+        return llv_kernel_ops_avx2();
+#endif
+    /* aarch64: a kernels_neon.c table would be returned here. */
+    return llv_kernel_ops_ref();
+}
+
+const llv_kernel_ops *llv_ops(void)
+{
+    if (__atomic_load_n(&force_ref, __ATOMIC_RELAXED))
+        return llv_kernel_ops_ref();
+    const llv_kernel_ops *o = __atomic_load_n(&ops_detected, __ATOMIC_ACQUIRE);
+    if (!o) { /* racing first calls compute the same value: harmless */
+        o = select_ops();
+        __atomic_store_n(&ops_detected, o, __ATOMIC_RELEASE);
+    }
+    return o;
+}
+
+const char *llv_kernels_isa(void) { return llv_ops()->isa; }
+
+void llv_kernels_force_reference(int on) { __atomic_store_n(&force_ref, on ? 1 : 0, __ATOMIC_RELAXED); }
+
+/* ---- weights --------------------------------------------------------- */
+
+bool llv_weight_init(llv_weight *w, int type, int64_t n_in, int64_t n_out, const void *data)
+{
+    const llv_type_info *ti = llv_type_get(type);
+    size_t rb, total;
+    if (!w || !ti || !ti->weights || n_in <= 0 || n_out <= 0 || !data)
+        return false;
+    if (!llv_row_bytes(type, n_in, &rb) || llv_mul_overflow(rb, (size_t)n_out, &total))
+        return false;
+    w->type = type;
+    w->n_in = n_in;
+    w->n_out = n_out;
+    w->row_bytes = rb;
+    w->data = data;
+    return true;
+}
+
+/* ---- norms ----------------------------------------------------------- */
+
+/* out = x / sqrt(mean(x^2) + eps) * weight (weight may be NULL). */
+void llv_rmsnorm(float *out, const float *x, const float *weight, int64_t n, float eps)
+{
+    double ss = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        ss += (double)x[i] * x[i];
+    float scale = 1.0f / sqrtf((float)(ss / (double)n) + eps);
+    for (int64_t i = 0; i < n; i++)
+        out[i] = x[i] * scale * (weight ? weight[i] : 1.0f);
+}
+
+/* out = (x - mean)/sqrt(var + eps) * weight + bias, var biased; weight and
+ * bias may be NULL. Mean and variance in double (two passes). */
+void llv_layernorm(float *out, const float *x, const float *weight, const float *bias, int64_t n,
+                   float eps)
+{
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        sum += x[i];
+    double mean = sum / (double)n, var = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double dv = x[i] - mean;
+        var += dv * dv;
+    }
+    var /= (double)n;
+    float scale = (float)(1.0 / sqrt(var + eps));
+    float meanf = (float)mean;
+    for (int64_t i = 0; i < n; i++) {
+        float v = (x[i] - meanf) * scale;
+        if (weight) v *= weight[i];
+        if (bias) v += bias[i];
+        out[i] = v;
+    }
+}
+
+/* In-place softmax; the normalising sum is accumulated in double. */
+void llv_softmax(float *x, int64_t n)
+{
+    if (n <= 0)
+        return;
+    float mx = x[0];
+    for (int64_t i = 1; i < n; i++)
+        if (x[i] > mx) mx = x[i];
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int64_t i = 0; i < n; i++)
+        x[i] *= inv;
+}
+
+/* ---- activations ----------------------------------------------------- */
+
+void llv_gelu_erf(float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+}
+
+/* 0.5x(1+tanh(sqrt(2/pi)(x+0.044715x^3))), computed directly (not via
+ * ggml's F16 lookup table). */
+void llv_gelu_tanh(float *x, int64_t n)
+{
+    const float c = 0.7978845608028654f; /* sqrt(2/pi) */
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        x[i] = 0.5f * v * (1.0f + tanhf(c * (v + 0.044715f * v * v * v)));
+    }
+}
+
+void llv_quick_gelu(float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
+}
+
+void llv_silu(float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
+void llv_swiglu(float *out, const float *gate, const float *up, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+/* ---- RoPE ------------------------------------------------------------ */
+
+/*
+ * Normal (adjacent-pair) RoPE as llama.cpp's CPU ggml_rope_cache_init does
+ * it: theta starts at pos and is multiplied by powf(base, -2/n_rot) in f32
+ * per pair; the angle used is freq_scale*theta (ext_factor 0, attn_factor 1).
+ * The angles are the same for every head; they are recomputed per head
+ * (n_rot/2 cosf/sinf per head is negligible) to need no buffer.
+ */
+void llv_rope_norm(float *x, int n_heads, int head_dim, int n_rot, int64_t pos, float freq_base,
+                   float freq_scale)
+{
+    if (n_rot > head_dim)
+        n_rot = head_dim;
+    const float theta_scale = powf(freq_base, -2.0f / (float)n_rot);
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (int64_t)h * head_dim;
+        float theta = (float)pos;
+        for (int i = 0; i < n_rot / 2; i++) {
+            float a = freq_scale * theta;
+            float c = cosf(a), s = sinf(a);
+            float x0 = v[2 * i], x1 = v[2 * i + 1];
+            v[2 * i] = x0 * c - x1 * s;
+            v[2 * i + 1] = x0 * s + x1 * c;
+            theta *= theta_scale;
+        }
+    }
+}

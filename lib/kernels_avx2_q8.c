@@ -1,0 +1,217 @@
+/*
+ * kernels_avx2_q8.c - AVX2 integer block dots for the GEMV path: a weight
+ * row (Q4_0, Q8_0 / Q4_K, Q5_K, Q6_K) against an activation row quantized to
+ * Q8_0 / Q8_K (spec §2.1). Integer sums are exact; each block adds
+ * d_w*d_x*sum_int to an f32 accumulator.
+ *
+ * Byte products use vpmaddubsw (unsigned x signed -> pairwise int16 sums):
+ *  - Q4_0/Q8_0: signed weights, so |w| x sign(x, w) (the usual sign trick);
+ *  - K types: the unsigned codes (0..15, 0..31, 0..63) directly, with the
+ *    offsets (Q4_K/Q5_K min, Q6_K's -32) applied through the Q8_K bsums.
+ * Largest int16 pair sum: 2*63*128 = 16128 (Q6_K), no saturation.
+ */
+#include "kernels_impl.h"
+
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+
+#include <immintrin.h>
+#include <string.h>
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+
+AVX2_INLINE float h2f(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+AVX2_INLINE float hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AVX2_INLINE int hsum_i32(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* 8 int32 sums of signed w[32] . signed x[32]. */
+AVX2_INLINE __m256i dot_s8(__m256i w, __m256i x)
+{
+    __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+}
+
+/* Q4_0 block: 16 bytes of nibbles -> 32 signed values (-8..7) in element order. */
+AVX2_INLINE __m256i unpack_q4_0(const uint8_t *qs)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)qs);
+    __m256i b = _mm256_set_m128i(_mm_srli_epi16(v, 4), v);
+    return _mm256_sub_epi8(_mm256_and_si256(b, _mm256_set1_epi8(15)), _mm256_set1_epi8(8));
+}
+
+/* Q8_0 activation block: d f16 @0, qs @2 (34 bytes). */
+static AVX2 float dot_q4_0_q8_0(const uint8_t *w, const uint8_t *x, int64_t nb)
+{
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++, w += 18, x += 34) {
+        __m256i p = dot_s8(unpack_q4_0(w + 2), _mm256_loadu_si256((const __m256i *)(x + 2)));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(h2f(w) * h2f(x)), acc);
+    }
+    return hsum(acc);
+}
+
+static AVX2 float dot_q8_0_q8_0(const uint8_t *w, const uint8_t *x, int64_t nb)
+{
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++, w += 34, x += 34) {
+        __m256i p = dot_s8(_mm256_loadu_si256((const __m256i *)(w + 2)), _mm256_loadu_si256((const __m256i *)(x + 2)));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(h2f(w) * h2f(x)), acc);
+    }
+    return hsum(acc);
+}
+
+/* Q8_K activation block: d f32 @0, qs[256] @4, bsums int16[16] @260. */
+AVX2_INLINE float q8k_d(const uint8_t *x)
+{
+    float d;
+    memcpy(&d, x, 4);
+    return d;
+}
+AVX2_INLINE int bsum(const uint8_t *x, int g)
+{
+    int16_t v;
+    memcpy(&v, x + 260 + 2 * g, 2);
+    return v;
+}
+
+AVX2_INLINE void k4_scale_min(const uint8_t *S, int j, int *sc, int *m)
+{
+    if (j < 4) {
+        *sc = S[j] & 63;
+        *m = S[j + 4] & 63;
+    } else {
+        *sc = (S[j + 4] & 15) | ((S[j - 4] >> 6) << 4);
+        *m = (S[j + 4] >> 4) | ((S[j] >> 6) << 4);
+    }
+}
+
+/* Q4_K (qh NULL) / Q5_K super-block vs Q8_K: d*d8*sum_s sc_s*sum(q*q8) - dmin*d8*sum_s m_s*bsums_s. */
+AVX2_INLINE float dot_k45_block(const uint8_t *w, const uint8_t *qh, const uint8_t *qs, const uint8_t *x)
+{
+    const uint8_t *xq = x + 4;
+    int sc[8], m[8];
+    for (int s = 0; s < 8; s++)
+        k4_scale_min(w + 4, s, &sc[s], &m[s]);
+    __m256i isum = _mm256_setzero_si256();
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256i hbits = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++) {
+        __m256i b = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+        __m256i lo = _mm256_and_si256(b, m4);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+        if (qh) {
+            /* bit s of qh[l] is bit 4 of sub-block s's value at l */
+            __m256i one = _mm256_set1_epi8(1);
+            __m256i h_lo = _mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c), one);
+            __m256i h_hi = _mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c + 1), one);
+            lo = _mm256_or_si256(lo, _mm256_slli_epi16(h_lo, 4));
+            hi = _mm256_or_si256(hi, _mm256_slli_epi16(h_hi, 4));
+        }
+        __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(xq + 64 * c)));
+        __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xq + 64 * c + 32)));
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p_lo, _mm256_set1_epi16((short)sc[2 * c])));
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p_hi, _mm256_set1_epi16((short)sc[2 * c + 1])));
+    }
+    int msum = 0;
+    for (int s = 0; s < 8; s++)
+        msum += m[s] * (bsum(x, 2 * s) + bsum(x, 2 * s + 1));
+    float d8 = q8k_d(x);
+    return h2f(w) * d8 * (float)hsum_i32(isum) - h2f(w + 2) * d8 * (float)msum;
+}
+
+static AVX2 float dot_q4_k_q8_k(const uint8_t *w, const uint8_t *x, int64_t nb)
+{
+    float acc = 0.0f;
+    for (int64_t i = 0; i < nb; i++, w += 144, x += 292)
+        acc += dot_k45_block(w, NULL, w + 16, x);
+    return acc;
+}
+
+static AVX2 float dot_q5_k_q8_k(const uint8_t *w, const uint8_t *x, int64_t nb)
+{
+    float acc = 0.0f;
+    for (int64_t i = 0; i < nb; i++, w += 176, x += 292)
+        acc += dot_k45_block(w, w + 16, w + 48, x);
+    return acc;
+}
+
+/* Q6_K vs Q8_K: codes u = q+32 in 0..63; sum (u-32)*q8 = sum u*q8 - 32*bsum. */
+static AVX2 float dot_q6_k_q8_k(const uint8_t *w, const uint8_t *x, int64_t nb)
+{
+    float acc = 0.0f;
+    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+    for (int64_t i = 0; i < nb; i++, w += 210, x += 292) {
+        const uint8_t *ql = w, *qh = w + 128, *xq = x + 4;
+        const int8_t *scales = (const int8_t *)(w + 192);
+        __m256i isum = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i hb = _mm256_loadu_si256((const __m256i *)(qh + 32 * h));
+            __m256i ql0 = _mm256_loadu_si256((const __m256i *)(ql + 64 * h));
+            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * h + 32));
+            for (int g = 0; g < 4; g++) {
+                __m256i src = (g & 1) ? ql1 : ql0;
+                __m256i nib = g < 2 ? _mm256_and_si256(src, m4) : _mm256_and_si256(_mm256_srli_epi16(src, 4), m4);
+                __m256i hi = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * g), m2);
+                __m256i u = _mm256_or_si256(nib, _mm256_slli_epi16(hi, 4));
+                __m256i p16 = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(xq + 128 * h + 32 * g)));
+                /* lanes 0-7: l < 16 (scale 8h+2g), lanes 8-15: l >= 16 (scale 8h+2g+1) */
+                __m256i sc = _mm256_set_m128i(_mm_set1_epi16(scales[8 * h + 2 * g + 1]),
+                                              _mm_set1_epi16(scales[8 * h + 2 * g]));
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, sc));
+            }
+        }
+        int off = 0;
+        for (int gi = 0; gi < 16; gi++)
+            off += scales[gi] * bsum(x, gi);
+        acc += h2f(w + 208) * q8k_d(x) * (float)(hsum_i32(isum) - 32 * off);
+    }
+    return acc;
+}
+
+int llv_avx2_q8_partner(int type)
+{
+    switch (type) {
+    case LLV_TYPE_Q4_0:
+    case LLV_TYPE_Q8_0:
+        return LLV_TYPE_Q8_0;
+    case LLV_TYPE_Q4_K:
+    case LLV_TYPE_Q5_K:
+    case LLV_TYPE_Q6_K:
+        return LLV_TYPE_Q8_K;
+    default:
+        return -1;
+    }
+}
+
+float llv_avx2_dot_q8(int type, const void *w, const void *xq, int64_t n)
+{
+    switch (type) {
+    case LLV_TYPE_Q4_0: return dot_q4_0_q8_0(w, xq, n / 32);
+    case LLV_TYPE_Q8_0: return dot_q8_0_q8_0(w, xq, n / 32);
+    case LLV_TYPE_Q4_K: return dot_q4_k_q8_k(w, xq, n / 256);
+    case LLV_TYPE_Q5_K: return dot_q5_k_q8_k(w, xq, n / 256);
+    case LLV_TYPE_Q6_K: return dot_q6_k_q8_k(w, xq, n / 256);
+    default: return 0.0f;
+    }
+}
+
+#endif

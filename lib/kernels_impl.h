@@ -1,0 +1,81 @@
+/*
+ * kernels_impl.h - private to the kernel files: the table of per-ISA
+ * micro-kernels that the drivers (matmul.c, attention.c, kernels.c) call.
+ *
+ * Every ISA fills the same table; kernels_ref.c has the plain C versions
+ * (always built, used for tests and on CPUs without a faster path).
+ * Adding an ISA (AVX-512, NEON): write kernels_<isa>.c exporting
+ * llv_kernel_ops_<isa>() (NULL when not compiled in), and pick it in
+ * kernels.c select_ops().
+ */
+#ifndef LLV_KERNELS_IMPL_H
+#define LLV_KERNELS_IMPL_H
+
+#include "kernels.h"
+
+/* OpenMP pragmas that vanish without -fopenmp (no unknown-pragma warnings). */
+#define LLV_STR_(...) #__VA_ARGS__
+#ifdef _OPENMP
+#  define LLV_OMP(...) _Pragma(LLV_STR_(omp __VA_ARGS__))
+#else
+#  define LLV_OMP(...)
+#endif
+
+/* GEMM register tile: up to MR activation rows x NR weight rows. */
+#define LLV_GEMM_MR 4
+#define LLV_GEMM_NR 3
+/* Packed GEMM: up to PMR activation rows x a strip of PNR outputs. */
+#define LLV_GEMM_PMR 6
+#define LLV_GEMM_PNR 16
+
+typedef struct llv_kernel_ops {
+    const char *isa;
+    /* sum_i a[i]*b[i], any n >= 0. */
+    float (*dot_f32)(const float *a, const float *b, int64_t n);
+    /* sum_i h(a[i])*b[i] with a in F16 / BF16. */
+    float (*dot_f16)(const uint16_t *a, const float *b, int64_t n);
+    float (*dot_bf16)(const uint16_t *a, const float *b, int64_t n);
+    /* y[i] += a*x[i] (x in F32 / F16). */
+    void (*axpy_f32)(float *y, float a, const float *x, int64_t n);
+    void (*axpy_f16)(float *y, float a, const uint16_t *x, int64_t n);
+    /* y[i] *= a */
+    void (*scale_f32)(float *y, float a, int64_t n);
+    /* Dequantize n values (a multiple of the block) of a weights-type row. */
+    void (*to_f32)(int type, const void *src, float *dst, int64_t n);
+    /* Register-tile GEMM over kc values of K (both operands K-contiguous):
+     *   y[i*ldy + j] += sum_{k<kc} x[i*ldx + k] * w[j*ldw + k]
+     * for i < mr <= LLV_GEMM_MR, j < nr <= LLV_GEMM_NR. */
+    void (*gemm_tile)(const float *x, int64_t ldx, int mr, const float *w, int64_t ldw, int nr,
+                      int64_t kc, float *y, int64_t ldy);
+    /* Packed GEMM strip (the outer-product form, no horizontal sums):
+     *   y[i*ldy + j] += sum_{k<kc} x[i*ldx + k] * wp[k*LLV_GEMM_PNR + j]
+     * for i < mr <= LLV_GEMM_PMR, j < nr <= LLV_GEMM_PNR; wp is 32-byte
+     * aligned and holds all LLV_GEMM_PNR columns (zero padded). */
+    void (*gemm_packed)(const float *x, int64_t ldx, int mr, const float *wp, int64_t kc, float *y,
+                        int64_t ldy, int nr);
+    /* exp of n floats in place (vector exp; the reference uses expf). */
+    void (*exp_f32)(float *x, int64_t n);
+    /* Integer GEMV path (spec §2.1): q8_partner(type) is the activation
+     * type (LLV_TYPE_Q8_0 or LLV_TYPE_Q8_K) this ISA has an integer block dot
+     * for, or -1 (then matmul dequantizes to f32). dot_q8 returns
+     * sum_k w[k]*xq[k] over n values of one weight row and the activation row
+     * quantized to that partner type. NULL in tables without it. */
+    int (*q8_partner)(int type);
+    float (*dot_q8)(int type, const void *w, const void *xq, int64_t n);
+} llv_kernel_ops;
+
+/* The table in use (dispatch, or the reference when forced). */
+LLV_INTERNAL const llv_kernel_ops *llv_ops(void);
+/* The plain C table (always available). */
+LLV_INTERNAL const llv_kernel_ops *llv_kernel_ops_ref(void);
+/* The AVX2+FMA+F16C table, or NULL if not compiled in (non-x86). */
+LLV_INTERNAL const llv_kernel_ops *llv_kernel_ops_avx2(void);
+/* Its integer block dots (kernels_avx2_q8.c; x86 only). */
+LLV_INTERNAL int llv_avx2_q8_partner(int type);
+LLV_INTERNAL float llv_avx2_dot_q8(int type, const void *w, const void *xq, int64_t n);
+
+/* Process-wide switch of the integer GEMV path (default on); for tests and
+ * benchmarks. */
+LLV_INTERNAL void llv_matmul_set_int8_gemv(int on);
+
+#endif /* LLV_KERNELS_IMPL_H */

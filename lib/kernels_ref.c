@@ -1,0 +1,92 @@
+/*
+ * kernels_ref.c - the plain C micro-kernels (reference for every fast
+ * path, and the fallback on CPUs without one). Dots accumulate in double.
+ */
+#include "kernels_impl.h"
+
+#include <math.h>
+
+static float ref_dot_f32(const float *a, const float *b, int64_t n)
+{
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        s += (double)a[i] * b[i];
+    return (float)s;
+}
+
+static float ref_dot_f16(const uint16_t *a, const float *b, int64_t n)
+{
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        s += (double)llv_fp16_to_fp32(a[i]) * b[i];
+    return (float)s;
+}
+
+static float ref_dot_bf16(const uint16_t *a, const float *b, int64_t n)
+{
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        s += (double)llv_bf16_to_fp32(a[i]) * b[i];
+    return (float)s;
+}
+
+static void ref_axpy_f32(float *y, float a, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] += a * x[i];
+}
+
+static void ref_axpy_f16(float *y, float a, const uint16_t *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] += a * llv_fp16_to_fp32(x[i]);
+}
+
+static void ref_scale_f32(float *y, float a, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] *= a;
+}
+
+/* y[i][j] += x_i . w_j over kc, i < mr, j < nr. */
+static void ref_gemm_tile(const float *x, int64_t ldx, int mr, const float *w, int64_t ldw, int nr,
+                          int64_t kc, float *y, int64_t ldy)
+{
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++)
+            y[i * ldy + j] += ref_dot_f32(x + i * ldx, w + j * ldw, kc);
+}
+
+static void ref_gemm_packed(const float *x, int64_t ldx, int mr, const float *wp, int64_t kc, float *y,
+                            int64_t ldy, int nr)
+{
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            double s = 0.0;
+            for (int64_t k = 0; k < kc; k++)
+                s += (double)x[i * ldx + k] * wp[k * LLV_GEMM_PNR + j];
+            y[i * ldy + j] += (float)s;
+        }
+}
+
+static void ref_exp_f32(float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = expf(x[i]);
+}
+
+static const llv_kernel_ops ops_ref = {
+    .isa = "scalar",
+    .dot_f32 = ref_dot_f32,
+    .dot_f16 = ref_dot_f16,
+    .dot_bf16 = ref_dot_bf16,
+    .axpy_f32 = ref_axpy_f32,
+    .axpy_f16 = ref_axpy_f16,
+    .scale_f32 = ref_scale_f32,
+    .to_f32 = llv_dequantize_row,
+    .gemm_tile = ref_gemm_tile,
+    .gemm_packed = ref_gemm_packed,
+    .exp_f32 = ref_exp_f32,
+};
+
+const llv_kernel_ops *llv_kernel_ops_ref(void) { return &ops_ref; }

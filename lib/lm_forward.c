@@ -1,0 +1,197 @@
+/*
+ * lm_forward.c - the llama decoder forward pass over a block of rows (spec
+ * §6.3), the KV cache and the per-session scratch buffers.
+ *
+ * A block of n rows (a prefill chunk, an image slice or one decoded token)
+ * goes through every layer at once, so each weight matrix is streamed from
+ * memory once per block (llv_matmul with n_rows = n: a GEMM). Only the last
+ * row's logits are computed.
+ */
+#include "lm.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- KV cache ------------------------------------------------------------ */
+
+int llv_kv_init(llv_kv_cache *kv, const llv_lm_hparams *hp, int kv_type, int64_t n_ctx, llv_err *err)
+{
+    memset(kv, 0, sizeof *kv);
+    if (kv_type != LLV_TYPE_F32 && kv_type != LLV_TYPE_F16)
+        return llv_fail(err, LLAVA_E_INVALID_ARG, "KV cache type %d is not F32 or F16", kv_type);
+    kv->kv_type = kv_type;
+    kv->elt = kv_type == LLV_TYPE_F32 ? 4 : 2;
+    kv->n_ctx = n_ctx;
+    kv->kv_dim = llv_lm_kv_dim(hp);
+    kv->n_layer = hp->n_layer;
+    size_t n;
+    if (n_ctx <= 0 || llv_mul3_overflow((size_t)hp->n_layer, (size_t)n_ctx, (size_t)kv->kv_dim, &n) ||
+        llv_mul_overflow(n, kv->elt, &n))
+        return llv_fail(err, LLAVA_E_NOMEM, "KV cache for %lld positions is too large", (long long)n_ctx);
+    kv->k = llv_malloc_aligned(n);
+    kv->v = llv_malloc_aligned(n);
+    if (!kv->k || !kv->v) {
+        llv_kv_free(kv);
+        return llv_fail(err, LLAVA_E_NOMEM, "out of memory for a KV cache of %zu bytes x 2", n);
+    }
+    return LLAVA_OK;
+}
+
+void llv_kv_free(llv_kv_cache *kv)
+{
+    llv_free_aligned(kv->k);
+    llv_free_aligned(kv->v);
+    kv->k = kv->v = NULL;
+}
+
+/* ---- scratch ------------------------------------------------------------- */
+
+int llv_lm_scratch_init(llv_lm_scratch *s, const llv_lm_hparams *hp, int64_t n_batch, llv_err *err)
+{
+    memset(s, 0, sizeof *s);
+    s->n_batch = n_batch;
+    const size_t E = (size_t)hp->n_embd, QD = (size_t)llv_lm_q_dim(hp), KVD = (size_t)llv_lm_kv_dim(hp),
+                 F = (size_t)hp->n_ff, B = (size_t)n_batch;
+    struct { float **p; size_t width; } bufs[] = {
+        { &s->x, E }, { &s->xn, E }, { &s->q, QD }, { &s->k, KVD }, { &s->v, KVD },
+        { &s->att, QD }, { &s->tmp, E }, { &s->gate, F }, { &s->up, F },
+    };
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        size_t n;
+        if (llv_mul3_overflow(B, bufs[i].width, sizeof(float), &n) ||
+            !(*bufs[i].p = llv_malloc_aligned(n))) {
+            llv_lm_scratch_free(s);
+            return llv_fail(err, LLAVA_E_NOMEM, "out of memory for scratch buffers of %lld rows", (long long)n_batch);
+        }
+    }
+    return LLAVA_OK;
+}
+
+void llv_lm_scratch_free(llv_lm_scratch *s)
+{
+    float **all[] = { &s->x, &s->xn, &s->q, &s->k, &s->v, &s->att, &s->tmp, &s->gate, &s->up };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        llv_free_aligned(*all[i]);
+        *all[i] = NULL;
+    }
+}
+
+/* ---- pieces ------------------------------------------------------------- */
+
+void llv_lm_embed_tokens(const llava_lm *lm, const int32_t *tokens, int64_t n, float *x)
+{
+    const llv_weight *w = &lm->tok_embd;
+    for (int64_t i = 0; i < n; i++)
+        llv_dequantize_row(w->type, (const char *)w->data + (size_t)tokens[i] * w->row_bytes,
+                           x + i * w->n_in, w->n_in);
+}
+
+/* RoPE with Llama-3 frequency factors (rope_freqs.weight): theta_i is divided
+ * by factor_i. The plain case goes to the kernel llv_rope_norm. Same
+ * accumulation as the kernel: theta_{i+1} = theta_i * base^(-2/n_rot). */
+static void rope_with_factors(float *x, int n_heads, int head_dim, int n_rot, int64_t pos, float base,
+                              float scale, const float *factors)
+{
+    const float step = powf(base, -2.0f / (float)n_rot);
+    for (int h = 0; h < n_heads; h++) {
+        float *xh = x + (size_t)h * head_dim;
+        float theta = (float)pos * scale;
+        for (int i = 0; i < n_rot / 2; i++) {
+            float t = theta / factors[i];
+            float c = cosf(t), s = sinf(t);
+            float a = xh[2 * i], b = xh[2 * i + 1];
+            xh[2 * i] = a * c - b * s;
+            xh[2 * i + 1] = a * s + b * c;
+            theta *= step;
+        }
+    }
+}
+
+static void rope_rows(const llava_lm *lm, float *x, int64_t n, int64_t stride, int n_heads, int64_t pos0)
+{
+    const llv_lm_hparams *hp = &lm->hp;
+    for (int64_t i = 0; i < n; i++) {
+        if (lm->rope_freqs)
+            rope_with_factors(x + i * stride, n_heads, hp->head_dim, hp->n_rot, pos0 + i, hp->rope_freq_base,
+                              hp->rope_freq_scale, lm->rope_freqs);
+        else
+            llv_rope_norm(x + i * stride, n_heads, hp->head_dim, hp->n_rot, pos0 + i, hp->rope_freq_base,
+                          hp->rope_freq_scale);
+    }
+}
+
+/* Copy n rows of K (or V) into the cache at pos0, converting to its type. */
+static void kv_store(const llv_kv_cache *kv, void *base, int32_t layer, int64_t pos0, const float *src, int64_t n)
+{
+    const int64_t d = kv->kv_dim;
+    for (int64_t i = 0; i < n; i++) {
+        void *row = llv_kv_row(kv, base, layer, pos0 + i);
+        const float *s = src + i * d;
+        if (kv->kv_type == LLV_TYPE_F32) {
+            memcpy(row, s, (size_t)d * sizeof(float));
+        } else {
+            uint16_t *h = row;
+            for (int64_t j = 0; j < d; j++)
+                h[j] = llv_fp32_to_fp16(s[j]);
+        }
+    }
+}
+
+static void add_rows(float *x, const float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] += y[i];
+}
+
+/* ---- the forward pass ----------------------------------------------------- */
+
+int llv_lm_forward(const llava_lm *lm, llv_kv_cache *kv, llv_lm_scratch *s, int64_t n, int64_t pos,
+                   float *logits, const llv_callbacks *cb, int n_threads, llv_err *err)
+{
+    const llv_lm_hparams *hp = &lm->hp;
+    const int64_t E = hp->n_embd, QD = llv_lm_q_dim(hp), KVD = kv->kv_dim, F = hp->n_ff;
+    const float scale = 1.0f / sqrtf((float)hp->head_dim);
+
+    if (n < 1 || n > s->n_batch || pos < 0 || pos + n > kv->n_ctx)
+        return llv_fail(err, LLAVA_E_INTERNAL, "forward: %lld rows at %lld do not fit", (long long)n, (long long)pos);
+
+    for (int32_t il = 0; il < hp->n_layer; il++) {
+        if (llv_should_abort(cb))
+            return llv_fail(err, LLAVA_E_ABORTED, "aborted by the abort callback");
+        const llv_lm_layer *L = &lm->layers[il];
+
+        /* attention: xn = rmsnorm(x) * attn_norm; q,k,v [n][*] */
+        for (int64_t i = 0; i < n; i++)
+            llv_rmsnorm(s->xn + i * E, s->x + i * E, L->attn_norm, E, hp->rms_eps);
+        llv_matmul(&L->wq, s->xn, n, s->q, L->bq, n_threads);
+        llv_matmul(&L->wk, s->xn, n, s->k, L->bk, n_threads);
+        llv_matmul(&L->wv, s->xn, n, s->v, L->bv, n_threads);
+        rope_rows(lm, s->q, n, QD, hp->n_head, pos);
+        rope_rows(lm, s->k, n, KVD, hp->n_head_kv, pos);
+        kv_store(kv, kv->k, il, pos, s->k, n);
+        kv_store(kv, kv->v, il, pos, s->v, n);
+
+        /* att [n][QD] = softmax(q K^T * scale, causal) V over positions 0..pos+n-1 */
+        llv_attention(s->att, QD, s->q, QD, n,
+                      llv_kv_row(kv, kv->k, il, 0), llv_kv_row(kv, kv->v, il, 0), kv->kv_type, KVD, pos + n,
+                      hp->n_head, hp->n_head_kv, hp->head_dim, scale, true, pos, n_threads);
+        llv_matmul(&L->wo, s->att, n, s->tmp, L->bo, n_threads);
+        add_rows(s->x, s->tmp, n * E);
+
+        /* feed-forward: x += W_down(silu(W_gate xn) * (W_up xn)) */
+        for (int64_t i = 0; i < n; i++)
+            llv_rmsnorm(s->xn + i * E, s->x + i * E, L->ffn_norm, E, hp->rms_eps);
+        llv_matmul(&L->w_gate, s->xn, n, s->gate, L->b_gate, n_threads);
+        llv_matmul(&L->w_up, s->xn, n, s->up, L->b_up, n_threads);
+        llv_swiglu(s->gate, s->gate, s->up, n * F);
+        llv_matmul(&L->w_down, s->gate, n, s->tmp, L->b_down, n_threads);
+        add_rows(s->x, s->tmp, n * E);
+    }
+
+    if (logits) {
+        const float *last = s->x + (n - 1) * E;
+        llv_rmsnorm(s->xn, last, lm->output_norm, E, hp->rms_eps);
+        llv_matmul(&lm->output, s->xn, 1, logits, NULL, n_threads);
+    }
+    return LLAVA_OK;
+}

@@ -1,0 +1,190 @@
+/*
+ * projector.c - the LLaVA projector of an mmproj file: vision features ->
+ * LM embedding width (spec §3.3, §4 step 8).
+ *
+ * How a file selects the projector (documented decision):
+ *  - clip.projector_type (or clip.vision.projector_type), absent = "mlp".
+ *  - "mlp": linear layers mm.0, mm.2, mm.4, ... (as many as are stored, at
+ *    least mm.0), with the exact erf GELU between consecutive layers, as the
+ *    reference LLaVA builder's mlpNx_gelu (nn.Linear, nn.GELU, nn.Linear...).
+ *    A file with only mm.0 is therefore the LLaVA-1 linear projector (no
+ *    activation; RC would still apply GELU there).
+ *  - "linear": mm.0 only, no activation; a stored mm.2 is an error.
+ *  - mm.1 / mm.3 present (Yi-VL's LayerNorm MLP) and every other type
+ *    string (ldp, ldpv2, resampler, ...): LLAVA_E_UNSUPPORTED naming it.
+ */
+#include "vision.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Type names of spec §3.3 that are known but not implemented. */
+static const char *const known_other[] = {
+    "ldp", "ldpv2", "resampler", "adapter", "cogvlm", "qwen2vl_merger", "qwen2.5vl_merger",
+    "qwen3vl_merger", "gemma3", "idefics3", "pixtral", "internvl", "llama4", "phi4", "lfm2",
+    "kimivl", "glm4v", "janus_pro", "ultravox", "qwen2a", "voxtral",
+};
+
+/* Copy an untrusted GGUF string for messages: printable ASCII only. */
+static void safe_copy(char *dst, size_t size, llv_str s)
+{
+    size_t n = LLV_MIN(s.len, size - 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        dst[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+    }
+    dst[n] = '\0';
+}
+
+static bool str_is(llv_str s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.len == n && memcmp(s.ptr, lit, n) == 0;
+}
+
+static int read_type(const llv_gguf *g, llava_projector *p, llv_err *err)
+{
+    llv_str s;
+    int rc = llv_gguf_get_str_opt(g, "clip.projector_type", &s, err);
+    if (rc == LLAVA_OK && !s.ptr)
+        rc = llv_gguf_get_str_opt(g, "clip.vision.projector_type", &s, err);
+    if (rc != LLAVA_OK)
+        return llv_err_prefix(err, "mmproj");
+    if (!s.ptr) {
+        s.ptr = "mlp";
+        s.len = 3;
+    }
+    safe_copy(p->type_name, sizeof p->type_name, s);
+    if (str_is(s, "mlp")) {
+        p->kind = LLV_PROJ_MLP;
+        return LLAVA_OK;
+    }
+    if (str_is(s, "linear")) {
+        p->kind = LLV_PROJ_LINEAR;
+        return LLAVA_OK;
+    }
+    for (size_t i = 0; i < sizeof known_other / sizeof known_other[0]; i++)
+        if (str_is(s, known_other[i]))
+            return llv_fail(err, LLAVA_E_UNSUPPORTED, "mmproj: projector type '%s' is not supported (only mlp, linear)",
+                            p->type_name);
+    return llv_fail(err, LLAVA_E_UNSUPPORTED, "mmproj: unknown projector type '%s'%s", p->type_name,
+                    s.len >= sizeof p->type_name ? " (truncated)" : "");
+}
+
+/* Layer `idx` ("mm.<idx>") with n_in inputs (or any width if n_in < 0). */
+static int load_layer(const llv_gguf *g, int idx, int64_t n_in, llv_proj_layer *layer, bool *present, llv_err *err)
+{
+    char name[32];
+    snprintf(name, sizeof name, "mm.%d.weight", idx);
+    const llv_gguf_tensor *t = llv_gguf_find_tensor(g, name);
+    *present = false;
+    if (!t)
+        return idx == 0 ? llv_fail(err, LLAVA_E_FORMAT, "mmproj: projector tensor %s is missing", name) : LLAVA_OK;
+    if (t->n_dims != 2 || t->ne[0] < 1 || t->ne[0] > LLV_PROJ_MAX_WIDTH || t->ne[1] < 1 ||
+        t->ne[1] > LLV_PROJ_MAX_WIDTH) {
+        char have[96];
+        llv_vt_shape_str(have, sizeof have, (int)t->n_dims, t->ne);
+        return llv_fail(err, LLAVA_E_FORMAT, "mmproj: tensor %s has shape %s, expected a matrix [n_in, n_out] "
+                        "with sides in 1..%d", name, have, LLV_PROJ_MAX_WIDTH);
+    }
+    int64_t want_in = n_in < 0 ? t->ne[0] : n_in;
+    int rc = llv_vt_matrix(g, name, true, want_in, t->ne[1], &layer->w, NULL, err);
+    if (rc != LLAVA_OK)
+        return rc;
+    snprintf(name, sizeof name, "mm.%d.bias", idx);
+    if ((rc = llv_vt_vector(g, name, false, t->ne[1], &layer->b, err)) != LLAVA_OK)
+        return rc;
+    *present = true;
+    return LLAVA_OK;
+}
+
+void llv_projector_destroy(llava_projector *p)
+{
+    if (!p)
+        return;
+    for (int i = 0; i < LLV_PROJ_MAX_LAYERS; i++)
+        llv_free(p->layers[i].b);
+    llv_gguf_close(p->gguf);
+    llv_handle_kill(&p->hdr);
+    llv_free(p);
+}
+
+int llv_projector_from_gguf(llv_gguf *g, const llava_params *params, llava_projector **out, llv_err *err)
+{
+    *out = NULL;
+    llava_projector *p = llv_calloc(1, sizeof *p);
+    if (!p)
+        return llv_fail(err, LLAVA_E_NOMEM, "out of memory for the projector");
+    llv_handle_init(&p->hdr, LLV_MAGIC_PROJECTOR);
+    p->n_threads = llv_resolve_threads(llv_param_int(params, LLAVA_PARAM_N_THREADS));
+    p->cb = llv_param_callbacks(params);
+
+    int rc = read_type(g, p, err);
+    if (rc == LLAVA_OK && (llv_gguf_find_tensor(g, "mm.1.weight") || llv_gguf_find_tensor(g, "mm.3.weight")))
+        rc = llv_fail(err, LLAVA_E_UNSUPPORTED, "mmproj: projector with normalisation layers (mm.1/mm.3, Yi-VL) "
+                      "is not supported");
+    int max_layers = p->kind == LLV_PROJ_LINEAR ? 1 : LLV_PROJ_MAX_LAYERS;
+    int64_t width = -1;
+    for (int i = 0; rc == LLAVA_OK && i < max_layers; i++) {
+        bool present;
+        rc = load_layer(g, 2 * i, width, &p->layers[i], &present, err);
+        if (rc != LLAVA_OK || !present)
+            break;
+        if (i == 0)
+            p->n_in = (int32_t)p->layers[0].w.n_in;
+        width = p->layers[i].w.n_out;
+        p->n_layers = i + 1;
+    }
+    if (rc == LLAVA_OK && p->kind == LLV_PROJ_LINEAR && llv_gguf_find_tensor(g, "mm.2.weight"))
+        rc = llv_fail(err, LLAVA_E_FORMAT, "mmproj: projector type 'linear' but mm.2.weight is stored");
+    if (rc == LLAVA_OK && p->kind == LLV_PROJ_MLP) {
+        char name[32];
+        snprintf(name, sizeof name, "mm.%d.weight", 2 * LLV_PROJ_MAX_LAYERS);
+        if (llv_gguf_find_tensor(g, name))
+            rc = llv_fail(err, LLAVA_E_UNSUPPORTED, "mmproj: more than %d projector layers", LLV_PROJ_MAX_LAYERS);
+    }
+    if (rc != LLAVA_OK) {
+        llv_projector_destroy(p);
+        return rc;
+    }
+    p->n_out = (int32_t)width;
+    p->gguf = g;
+    llv_log(&p->cb, 2, "projector: %s, %d linear layer(s), %d -> %d", p->type_name, p->n_layers, p->n_in, p->n_out);
+    *out = p;
+    return LLAVA_OK;
+}
+
+int llv_projector_forward(const llava_projector *p, const float *in, int64_t n_rows, float *out, int n_threads,
+                          llv_err *err)
+{
+    /* Two ping-pong buffers for the hidden layers (none for one layer). */
+    float *buf[2] = { NULL, NULL };
+    if (p->n_layers > 1) {
+        int64_t widest = 0;
+        for (int i = 0; i + 1 < p->n_layers; i++)
+            widest = LLV_MAX(widest, p->layers[i].w.n_out);
+        size_t bytes;
+        if (llv_mul3_overflow((size_t)n_rows, (size_t)widest, sizeof(float), &bytes))
+            return llv_fail(err, LLAVA_E_NOMEM, "projector: buffers are too large");
+        buf[0] = llv_malloc_aligned(bytes);
+        buf[1] = p->n_layers > 2 ? llv_malloc_aligned(bytes) : NULL;
+        if (!buf[0] || (p->n_layers > 2 && !buf[1])) {
+            llv_free_aligned(buf[0]);
+            llv_free_aligned(buf[1]);
+            return llv_fail(err, LLAVA_E_NOMEM, "projector: out of memory for %zu bytes", bytes);
+        }
+    }
+    const float *x = in;
+    for (int i = 0; i < p->n_layers; i++) {
+        const llv_proj_layer *l = &p->layers[i];
+        bool last = i + 1 == p->n_layers;
+        float *y = last ? out : buf[i % 2];
+        llv_matmul(&l->w, x, n_rows, y, l->b, n_threads);
+        if (!last)
+            llv_gelu_erf(y, n_rows * l->w.n_out);
+        x = y;
+    }
+    llv_free_aligned(buf[0]);
+    llv_free_aligned(buf[1]);
+    return LLAVA_OK;
+}

@@ -1,0 +1,181 @@
+/*
+ * vision_forward.c - the CLIP vision tower forward pass (spec §4, following
+ * the reference HF CLIP / LLaVA semantics of the "Decisions" section):
+ *
+ *   patches = conv(P x P, stride P)(image)          [n_patches][D]  (im2col + GEMM)
+ *   x       = [cls, patches] + position rows 0..     [n_pos][D]
+ *   x       = LN_pre(x)                               hidden state 0
+ *   for each block: x += Wo·attn(LN1(x)); x += W2·act(W1·LN2(x))
+ *                                                      hidden state k = after block k-1
+ *   out     = requested hidden states without the CLS row, side by side
+ *
+ * Every matrix product runs over all n_pos rows at once (GEMM); OpenMP lives
+ * in the kernels. Row-wise norms and activations are cheap next to them.
+ */
+#include "vision.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Scratch buffers of one forward pass, carved from one aligned allocation.
+ * Sizes in floats: x, h, q, k, v, att: n_pos*D each; ff: n_pos*max(F, 3*P*P)
+ * (the im2col rows of the patch embedding reuse ff). */
+typedef struct fwd_bufs {
+    float *mem;
+    float *x, *h, *q, *k, *v, *att, *ff;
+} fwd_bufs;
+
+static int bufs_alloc(const llv_vision_hparams *hp, fwd_bufs *b, llv_err *err)
+{
+    size_t rows = (size_t)hp->n_pos, D = (size_t)hp->n_embd;
+    size_t patch_in = 3 * (size_t)hp->patch_size * (size_t)hp->patch_size;
+    size_t ff_w = LLV_MAX((size_t)hp->n_ff, patch_in);
+    size_t nd, nf, total, bytes;
+    if (llv_mul_overflow(rows, D, &nd) || llv_mul_overflow(rows, ff_w, &nf) ||
+        llv_mul_overflow(nd, 6, &total) || llv_add_overflow(total, nf, &total) ||
+        llv_mul_overflow(total, sizeof(float), &bytes))
+        return llv_fail(err, LLAVA_E_NOMEM, "vision: activation buffers are too large");
+    memset(b, 0, sizeof *b);
+    if (!(b->mem = llv_malloc_aligned(bytes)))
+        return llv_fail(err, LLAVA_E_NOMEM, "vision: out of memory for %zu bytes of activations", bytes);
+    float *p = b->mem;
+    b->x = p;   p += nd;
+    b->h = p;   p += nd;
+    b->q = p;   p += nd;
+    b->k = p;   p += nd;
+    b->v = p;   p += nd;
+    b->att = p; p += nd;
+    b->ff = p;
+    return LLAVA_OK;
+}
+
+/* im2col: row p = (py, px) holds the P x P x 3 patch in (c, ky, kx) order,
+ * the order of the conv weight rows. planar is [3][S][S]. */
+static void im2col(const float *planar, int32_t S, int32_t P, int32_t grid, float *cols)
+{
+    const size_t plane = (size_t)S * S;
+    for (int32_t py = 0; py < grid; py++)
+        for (int32_t px = 0; px < grid; px++) {
+            float *row = cols + ((size_t)py * grid + px) * 3 * P * P;
+            for (int c = 0; c < 3; c++)
+                for (int32_t ky = 0; ky < P; ky++) {
+                    const float *src = planar + c * plane + (size_t)(py * P + ky) * S + (size_t)px * P;
+                    memcpy(row + ((size_t)c * P + ky) * P, src, (size_t)P * sizeof(float));
+                }
+        }
+}
+
+static void layernorm_rows(float *out, const float *x, const float *w, const float *b, int64_t rows,
+                           int64_t n, float eps)
+{
+    for (int64_t r = 0; r < rows; r++)
+        llv_layernorm(out + r * n, x + r * n, w, b, n, eps);
+}
+
+static void add_rows(float *x, const float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] += y[i];
+}
+
+static void activate(int act, float *x, int64_t n)
+{
+    switch (act) {
+    case LLV_ACT_GELU: llv_gelu_erf(x, n); break;
+    case LLV_ACT_SILU: llv_silu(x, n); break;
+    default:           llv_quick_gelu(x, n); break;
+    }
+}
+
+/* Copy hidden state `state` (rows of x, CLS skipped) into every feature slot
+ * that asks for it. */
+static void take_features(const llv_vision_hparams *hp, int32_t state, const float *x, float *features)
+{
+    const size_t D = (size_t)hp->n_embd, W = D * (size_t)hp->n_feature;
+    const float *first = x + (hp->has_cls ? D : 0);
+    for (int j = 0; j < hp->n_feature; j++) {
+        if (hp->feature[j] != state)
+            continue;
+        for (int32_t p = 0; p < hp->n_patches; p++)
+            memcpy(features + (size_t)p * W + (size_t)j * D, first + (size_t)p * D, D * sizeof(float));
+    }
+}
+
+static void run_block(const llv_vision_hparams *hp, const llv_vision_block *blk, fwd_bufs *b, int nt)
+{
+    const int64_t rows = hp->n_pos, D = hp->n_embd;
+    const size_t nd = (size_t)rows * (size_t)D;
+
+    /* attention: x += Wo · softmax(q kᵀ / sqrt(d)) v, all heads, no mask */
+    layernorm_rows(b->h, b->x, blk->ln1_w, blk->ln1_b, rows, D, hp->eps);
+    llv_matmul(&blk->q, b->h, rows, b->q, blk->q_b, nt);
+    llv_matmul(&blk->k, b->h, rows, b->k, blk->k_b, nt);
+    llv_matmul(&blk->v, b->h, rows, b->v, blk->v_b, nt);
+    llv_attention(b->att, D, b->q, D, rows, b->k, b->v, LLV_TYPE_F32, D, rows, hp->n_head, hp->n_head,
+                  hp->head_dim, 1.0f / sqrtf((float)hp->head_dim), false, 0, nt);
+    llv_matmul(&blk->o, b->att, rows, b->h, blk->o_b, nt);
+    add_rows(b->x, b->h, nd);
+
+    /* MLP: x += W2 · act(W1 · LN2(x)) */
+    layernorm_rows(b->h, b->x, blk->ln2_w, blk->ln2_b, rows, D, hp->eps);
+    llv_matmul(&blk->fc1, b->h, rows, b->ff, blk->fc1_b, nt);
+    activate(hp->act, b->ff, rows * hp->n_ff);
+    llv_matmul(&blk->fc2, b->ff, rows, b->h, blk->fc2_b, nt);
+    add_rows(b->x, b->h, nd);
+}
+
+int llv_vision_forward(const llava_vision *v, const float *planar, float *features, int n_threads,
+                       const llv_callbacks *cb, llv_err *err)
+{
+    const llv_vision_hparams *hp = &v->hp;
+    const int64_t D = hp->n_embd;
+    const size_t nd = (size_t)hp->n_pos * (size_t)D;
+    fwd_bufs b;
+    int rc = bufs_alloc(hp, &b, err);
+    if (rc != LLAVA_OK)
+        return rc;
+    if (llv_should_abort(cb)) {
+        rc = llv_fail(err, LLAVA_E_ABORTED, "vision: aborted by the abort callback before the patch embedding");
+        goto done;
+    }
+
+    /* 1. patch embedding into rows has_cls.. of x; 2. CLS row 0; positions. */
+    float *patch_rows = b.x + (hp->has_cls ? D : 0);
+    im2col(planar, hp->image_size, hp->patch_size, hp->grid, b.ff);
+    llv_matmul(&v->patch_w, b.ff, hp->n_patches, patch_rows, v->patch_b, n_threads);
+    if (hp->has_cls)
+        memcpy(b.x, v->cls, (size_t)D * sizeof(float));
+    add_rows(b.x, v->pos, nd);
+
+    /* 3. pre-LN (optional in the file; CLIP has it). */
+    if (v->pre_ln_w)
+        layernorm_rows(b.x, b.x, v->pre_ln_w, v->pre_ln_b, hp->n_pos, D, hp->eps);
+    take_features(hp, 0, b.x, features);
+
+    /* 4. blocks */
+    for (int32_t il = 0; il < hp->n_run; il++) {
+        if (llv_should_abort(cb)) {
+            rc = llv_fail(err, LLAVA_E_ABORTED, "vision: aborted by the abort callback before block %d", il);
+            goto done;
+        }
+        run_block(hp, &v->blocks[il], &b, n_threads);
+        if (hp->explicit_features)
+            take_features(hp, il + 1, b.x, features);
+        if (llv_report_progress(cb, (float)(il + 1) / (float)(hp->n_run + 1))) {
+            rc = llv_fail(err, LLAVA_E_ABORTED, "vision: aborted by the progress callback after block %d", il);
+            goto done;
+        }
+    }
+
+    /* 5. without explicit feature layers: last hidden state, post-LN if the
+     * file has one (absent in LLaVA mmproj files). */
+    if (!hp->explicit_features) {
+        if (v->post_ln_w)
+            layernorm_rows(b.x, b.x, v->post_ln_w, v->post_ln_b, hp->n_pos, D, hp->eps);
+        take_features(hp, hp->n_run, b.x, features);
+    }
+    rc = LLAVA_OK;
+done:
+    llv_free_aligned(b.mem);
+    return rc;
+}
