@@ -344,6 +344,7 @@ LLAVA_API int llava_chat_step(llava_chat *c, int32_t *token, const char **piece,
     }
     if (tok == llava_lm_token_eos(c->lm)) {
         end_reply(c); /* the next turn's opening writes the separator */
+        tok = -1;
         goto out;
     }
     rc = llava_eval_tokens(c->session, &tok, 1);

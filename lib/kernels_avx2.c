@@ -526,6 +526,7 @@ AVX2_INLINE void packed_m16(const float *x, int64_t ldx, const float *wp, int64_
         }
     } else {
         float tmp[16];
+#pragma GCC unroll 6
         for (int i = 0; i < MR; i++) {
             _mm256_storeu_ps(tmp, c0[i]);
             _mm256_storeu_ps(tmp + 8, c1[i]);

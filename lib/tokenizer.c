@@ -166,7 +166,7 @@ static uint64_t hash_pair(uint64_t seed, const char *l, size_t nl, const char *r
 static int new_slots(size_t n, int32_t **slots, size_t *mask)
 {
     size_t size = 16, bytes;
-    while (size < n * 2) {
+    while (size / 2 < n) {
         if (llv_mul_overflow(size, 2, &size))
             return LLAVA_E_NOMEM;
     }

@@ -14,8 +14,9 @@
 #include <string.h>
 
 #include "llava.h"
+#include "gguf.h"
 
-static char data_dir[1024];
+static char data_dir[768];
 static const char *QUESTION = "What is in the picture?";
 static const char *SYSTEM = "A chat between a curious human and an artificial intelligence assistant. "
                             "The assistant gives helpful, detailed, and polite answers to the human's questions.";
@@ -307,6 +308,80 @@ START_TEST(test_chat_misuse)
 }
 END_TEST
 
+/* The golden LM with a tokenizer.chat_template added, in memory. */
+static void *lm_with_template(const char *tmpl, size_t *size)
+{
+    char path[1200];
+    path_of(path, sizeof path, "golden/tiny-dev/model-lm.gguf");
+    llv_gguf *g = NULL;
+    llv_err err;
+    ck_assert_msg(llv_gguf_open_file(path, 1, &g, &err) == LLAVA_OK, "%s", err.msg);
+    llv_gguf_writer *w = llv_gguf_writer_new();
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(llv_gguf_copy_kv(w, g, NULL), LLAVA_OK);
+    ck_assert_int_eq(llv_gguf_add_str(w, "tokenizer.chat_template", tmpl), LLAVA_OK);
+    for (int64_t i = 0; i < llv_gguf_n_tensors(g); i++) {
+        const llv_gguf_tensor *t = llv_gguf_tensor_at(g, i);
+        ck_assert_int_eq(llv_gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, t->nbytes), LLAVA_OK);
+    }
+    void *buf = NULL;
+    ck_assert_int_eq(llv_gguf_write_memory(w, &buf, size, &err), LLAVA_OK);
+    llv_gguf_writer_free(w);
+    llv_gguf_close(g);
+    return buf;
+}
+
+/* LLAVA_TEMPLATE_AUTO follows the GGUF's chat template when it says; the
+ * Mistral and ChatML formats produce the prompts they are documented to. */
+START_TEST(test_template_auto)
+{
+    static const struct { const char *tmpl; int want; const char *first_turn; } cases[] = {
+        { "{{ bos_token }}{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}",
+          LLAVA_TEMPLATE_MISTRAL, "[INST] Hi [/INST]" },
+        { "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}",
+          LLAVA_TEMPLATE_CHATML,
+          "<|im_start|>system\nAnswer the questions.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n" },
+        { "{{ something else }}", LLAVA_TEMPLATE_LLAVA_1_5, NULL },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t size = 0;
+        void *buf = lm_with_template(cases[i].tmpl, &size);
+        llava_params *p = greedy_params(1);
+        ck_assert_int_eq(llava_set_param_int(p, LLAVA_PARAM_CHAT_TEMPLATE, LLAVA_TEMPLATE_AUTO), LLAVA_OK);
+        llava_lm *lm = NULL;
+        char err[LLAVA_ERRBUF_SIZE];
+        ck_assert_msg(llava_load_lm_from_memory(buf, size, p, &lm, err, sizeof err) == LLAVA_OK, "%s", err);
+        llava_chat *chat = NULL;
+        ck_assert_int_eq(llava_new_chat(lm, p, &chat, err, sizeof err), LLAVA_OK);
+        ck_assert_int_eq(llava_chat_template(chat), cases[i].want);
+        if (cases[i].first_turn) {
+            /* the chat's first turn evaluates exactly BOS + the documented
+             * prompt: same length, and the same greedy token as a session
+             * given those tokens directly */
+            int32_t chat_tok = -1;
+            ck_assert_int_eq(llava_chat_add_text(chat, "Hi"), LLAVA_OK);
+            ck_assert_int_eq(llava_chat_step(chat, &chat_tok, NULL, NULL, NULL), LLAVA_OK);
+            size_t n = 0;
+            int32_t toks[256];
+            ck_assert_int_eq(llava_tokenize(lm, cases[i].first_turn, strlen(cases[i].first_turn),
+                                            LLAVA_TOKENIZE_ADD_BOS | LLAVA_TOKENIZE_PARSE_SPECIAL, toks, 256, &n), LLAVA_OK);
+            ck_assert_int_eq(llava_session_position(llava_chat_session(chat)), (int32_t)n + 1);
+            llava_session *s = NULL;
+            ck_assert_int_eq(llava_new_session(lm, p, &s, err, sizeof err), LLAVA_OK);
+            ck_assert_int_eq(llava_eval_tokens(s, toks, n), LLAVA_OK);
+            int32_t direct_tok = -1;
+            ck_assert_int_eq(llava_sample(s, &direct_tok), LLAVA_OK);
+            ck_assert_int_eq(chat_tok, direct_tok);
+            llava_free_session(s);
+        }
+        llava_free_chat(chat);
+        llava_free_lm(lm);
+        llava_free_params(p);
+        llv_free(buf);
+    }
+}
+END_TEST
+
 int main(void)
 {
     const char *d = getenv("LLAVA_TEST_DATA");
@@ -319,6 +394,7 @@ int main(void)
     tcase_add_test(tc, test_two_turns_equal_concatenation);
     tcase_add_test(tc, test_embed_save_load_tokens);
     tcase_add_test(tc, test_chat_misuse);
+    tcase_add_test(tc, test_template_auto);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

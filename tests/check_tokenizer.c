@@ -915,6 +915,66 @@ START_TEST(test_fuzz_and_reference)
 }
 END_TEST
 
+/* Random small vocabularies (random byte texts, all token types, NaN and
+ * infinite scores, random merges) against random texts: no crash, ids in
+ * range, every id renders. */
+START_TEST(test_random_vocabs)
+{
+    static const char alpha[] = "ab <>/s\xE2\x96\x81\xC4\xA0\xFF\x80";
+    const size_t na = sizeof alpha - 1;
+    for (int it = 0; it < 300; it++) {
+        int32_t nt = 1 + (int32_t)(rnd() % 40), nm = (int32_t)(rnd() % 30);
+        char store[80][8];
+        llv_str toks[40], merges[30];
+        float scores[40];
+        int32_t types[40];
+        for (int32_t i = 0; i < nt; i++) {
+            size_t l = rnd() % 5;
+            for (size_t k = 0; k < l; k++)
+                store[i][k] = alpha[rnd() % na];
+            toks[i] = (llv_str){ store[i], l };
+            uint32_t r = rnd() % 8;
+            scores[i] = r == 0 ? __builtin_nanf("") : r == 1 ? __builtin_inff() : -(float)(rnd() % 100);
+            types[i] = (int32_t)(rnd() % 7);
+        }
+        for (int32_t i = 0; i < nm; i++) {
+            size_t l = rnd() % 6;
+            for (size_t k = 0; k < l; k++)
+                store[40 + i][k] = alpha[rnd() % na];
+            merges[i] = (llv_str){ store[40 + i], l };
+        }
+        llv_vocab_desc d = { .model = it % 2 ? LLV_VOCAB_BPE : LLV_VOCAB_SPM,
+                             .pre = it % 4 == 1 ? LLV_PRE_LLAMA3 : LLV_PRE_GPT2, .n_tokens = nt,
+                             .tokens = toks, .scores = scores, .types = types, .n_merges = nm, .merges = merges,
+                             .bos = (int32_t)(rnd() % (uint32_t)nt), .eos = -1,
+                             .unk = rnd() % 2 ? 0 : -1, .add_bos = true, .add_eos = it % 3 == 0,
+                             .add_space_prefix = it % 5 != 0 };
+        llv_vocab *v;
+        llv_err err;
+        ck_assert_int_eq(llv_vocab_new(&d, &v, &err), LLAVA_OK);
+        for (int t = 0; t < 20; t++) {
+            char text[64];
+            size_t len = rnd() % sizeof text;
+            for (size_t k = 0; k < len; k++)
+                text[k] = alpha[rnd() % na];
+            size_t n;
+            int32_t *ids = tok(v, text, len, (unsigned)(t % 4), &n);
+            for (size_t i = 0; i < n; i++) {
+                ck_assert(ids[i] >= 0 && ids[i] < nt);
+                char piece[64];
+                size_t pl;
+                ck_assert_int_eq(llv_token_to_piece(v, ids[i], LLAVA_PIECE_SPECIAL, piece, sizeof piece, &pl),
+                                 LLAVA_OK);
+            }
+            size_t dl;
+            free(detok(v, ids, n, (unsigned)(t % 2) * LLV_DETOK_REMOVE_SPECIAL, &dl));
+            free(ids);
+        }
+        llv_vocab_free(v);
+    }
+}
+END_TEST
+
 /* ---- UTF-8 helpers ---------------------------------------------------------- */
 
 START_TEST(test_utf8_complete_prefix)
@@ -1220,6 +1280,7 @@ int main(void)
     tcase_add_test(tc, test_bpe_hand);
     tcase_add_test(tc, test_pretokenizer_vectors);
     tcase_add_test(tc, test_fuzz_and_reference);
+    tcase_add_test(tc, test_random_vocabs);
     tcase_add_test(tc, test_utf8_complete_prefix);
     tcase_add_test(tc, test_cp_class);
     tcase_add_test(tc, test_loader_validation);

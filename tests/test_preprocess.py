@@ -19,6 +19,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import warnings
 import zlib
 
 try:
@@ -28,6 +29,7 @@ except ImportError as e:  # the reference Python lacks Pillow/numpy
     print("SKIP:", e)
     sys.exit(77)
 
+warnings.filterwarnings("ignore")  # Pillow's palette-transparency hint
 BICUBIC = getattr(Image, "Resampling", Image).BICUBIC
 PAD = (122, 116, 104)
 SIDE = 336
@@ -308,14 +310,10 @@ def main():
     Image.fromarray(picture(211, 97, 4), "CMYK").save(p, quality=90)
     check_image(p, "jpeg CMYK (Adobe)")
 
-    # A JPEG whose EOI is missing (Pillow accepts it) and cuts that lose
-    # scanlines (Pillow refuses them): the library must agree.
-    p = path("jpeg_base.jpeg")
-    Image.fromarray(picture(64, 48), "RGB").save(p, quality=90)
-    data = open(p, "rb").read()
-    for cut, label in ((len(data) - 2, "no EOI"), (len(data) // 2, "half"), (700, "700 bytes"), (200, "header only")):
-        q = path(f"jpeg_cut_{cut}.jpeg")
-        open(q, "wb").write(data[:cut])
+    # Damaged files: the library must fail exactly when Pillow fails, and
+    # where both decode (libjpeg recovers from some corrupt entropy data,
+    # the same way in both) the bytes must be identical.
+    def agree(q, label):
         try:
             pillow_decode(q)
             pil_ok = True
@@ -324,10 +322,38 @@ def main():
         got, err = run_dump(q)
         checked["failure-agreement"] += 1
         if pil_ok != (got is not None):
-            failures.append(f"jpeg cut {label}: Pillow {'decodes' if pil_ok else 'fails'}, library "
+            failures.append(f"{label}: Pillow {'decodes' if pil_ok else 'fails'}, library "
                             f"{'decodes' if got else 'fails: ' + str(err)}")
         elif pil_ok:
-            check_image(q, f"jpeg cut {label}", preprocess=False)
+            check_image(q, label, preprocess=False)
+
+    for prog in (False, True):
+        p = path(f"jpeg_base_{prog}.jpeg")
+        Image.fromarray(picture(64, 48), "RGB").save(p, quality=90, progressive=prog)
+        data = open(p, "rb").read()
+        kind = "progressive" if prog else "baseline"
+        cuts = sorted(set([len(data) - 1, len(data) - 2, len(data) - 3, 200, 2, 1] +
+                          [len(data) * i // 16 for i in range(1, 16)]))
+        for cut in cuts:
+            q = path(f"jpeg_cut_{kind}_{cut}.jpeg")
+            open(q, "wb").write(data[:cut])
+            agree(q, f"jpeg {kind} cut at {cut}/{len(data)}")
+        sos = data.find(b"\xff\xda")
+        for trial in range(12):
+            d = bytearray(data)
+            for _ in range(1 + trial % 3):
+                pos = int(rng.integers(sos + 12, len(d) - 2))
+                d[pos] ^= int(rng.integers(1, 256))
+            q = path(f"jpeg_corrupt_{kind}_{trial}.jpeg")
+            open(q, "wb").write(bytes(d))
+            agree(q, f"jpeg {kind} corrupt #{trial}")
+    p = path("png_base.png")
+    Image.fromarray(picture(30, 20), "RGB").save(p)
+    data = open(p, "rb").read()
+    for cut in (len(data) - 12, len(data) - 20, len(data) // 2, 40, 20, 7):
+        q = path(f"png_cut_{cut}.png")
+        open(q, "wb").write(data[:cut])
+        agree(q, f"png cut at {cut}/{len(data)}")
 
     # EXIF orientation: off by default (pixels as stored), on with --exif
     # (as ImageOps.exif_transpose).
