@@ -8,6 +8,7 @@
 
 #include "handle.h"
 #include "params.h"
+#include "tokenizer.h"
 
 /* One prompt format: what opens the first and later user turns, and what
  * closes a user turn (the assistant's cue). The system prompt goes into the
@@ -269,23 +270,6 @@ LLAVA_API int llava_chat_add_image(llava_chat *c, const llava_embed *embed)
     return LLAVA_OK;
 }
 
-/* Length of the longest prefix of s made of complete UTF-8 sequences
- * (an invalid lead byte counts as complete, so bad bytes never stall). */
-static size_t utf8_complete_len(const char *s, size_t n)
-{
-    size_t i = n, back = 0;
-    while (i > 0 && back < 4) {
-        unsigned char b = (unsigned char)s[i - 1];
-        if ((b & 0xC0) != 0x80) { /* a lead or ASCII byte */
-            size_t want = b < 0x80 ? 1 : (b & 0xE0) == 0xC0 ? 2 : (b & 0xF0) == 0xE0 ? 3 : (b & 0xF8) == 0xF0 ? 4 : 1;
-            return (n - (i - 1) >= want) ? n : i - 1;
-        }
-        i--;
-        back++;
-    }
-    return n;
-}
-
 /* Render a token into c->piece, holding back an incomplete UTF-8 tail. */
 static void render_piece(llava_chat *c, int32_t token, size_t *len)
 {
@@ -296,7 +280,7 @@ static void render_piece(llava_chat *c, int32_t token, size_t *len)
     size_t total = c->utf8_tail_len + n;
     memcpy(c->piece, c->utf8_tail, c->utf8_tail_len);
     memcpy(c->piece + c->utf8_tail_len, buf, n);
-    size_t done = utf8_complete_len(c->piece, total);
+    size_t done = llv_utf8_complete_prefix(c->piece, total);
     c->utf8_tail_len = LLV_MIN(total - done, sizeof c->utf8_tail);
     memcpy(c->utf8_tail, c->piece + done, c->utf8_tail_len);
     c->piece[done] = '\0';

@@ -87,6 +87,10 @@ int llv_exif_orientation(const uint8_t *tiff, size_t size)
             v = rd32(e + 8, le);
         else if (type == 1) /* BYTE */
             v = e[8];
+        else if (type == 8) /* SSHORT: negative values are no orientation */
+            v = (int16_t)rd16(e + 8, le) < 0 ? 1 : rd16(e + 8, le);
+        else if (type == 9) /* SLONG */
+            v = (int32_t)rd32(e + 8, le) < 0 ? 1 : rd32(e + 8, le);
         else
             v = 1;
         /* A repeated tag: the last one wins, as in Pillow's directory. */

@@ -7,11 +7,14 @@
  * CMYK -> RGB conversion with Adobe (inverted) polarity, which Pillow
  * assumes for every 4-component JPEG.
  *
- * Truncation: Pillow fails when data runs out before the last scanline
- * but accepts a file whose end (EOI) is missing after it; libjpeg's memory
- * source reports running out as the warning JWRN_JPEG_EOF, which we turn
- * into an error only before the last scanline. Other warnings (corrupt
- * data libjpeg recovers from) are ignored, as Pillow ignores them.
+ * Truncation: Pillow's decoder suspends when data runs out, which fails
+ * the load unless every scanline was already delivered (then
+ * jpeg_finish_decompress may stay suspended). libjpeg's memory source
+ * reports running out as the warning JWRN_JPEG_EOF: an error before the
+ * last scanline, ignored after it. A libjpeg error is an error at any
+ * point, also in jpeg_finish_decompress, as in Pillow. Other warnings
+ * (corrupt data libjpeg recovers from) are ignored, as Pillow ignores
+ * them.
  */
 #include "image_codec.h"
 
@@ -172,12 +175,6 @@ int llv_decode_jpeg(const uint8_t *data, size_t size, const llv_decode_opts *opt
     jpeg_finish_decompress(&cinfo);
 
 done:
-    if (status != LLAVA_OK && fail.pixels_done) {
-        /* Damage after the last scanline (e.g. a missing EOI): Pillow keeps
-         * the image, so do we. */
-        llv_err_clear(err);
-        status = LLAVA_OK;
-    }
     if (created)
         jpeg_destroy_decompress(&cinfo);
     llv_free(row);

@@ -64,8 +64,8 @@ static inline double llv_rs_center(const llv_rs_axis *a, int i)
     return 0.0 + (i + 0.5) * a->scale;
 }
 
-/* Input window of output i: [*xmin, *xmin + *xlen). */
-static inline void llv_rs_window(const llv_rs_axis *a, int i, double center, int *xmin, int *xlen)
+/* Input window of the output centred at center: [*xmin, *xmin + *xlen). */
+static inline void llv_rs_window(const llv_rs_axis *a, double center, int *xmin, int *xlen)
 {
     int lo = (int)(center - a->support + 0.5);
     if (lo < 0)

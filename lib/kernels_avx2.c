@@ -17,6 +17,7 @@
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -195,6 +196,53 @@ static AVX2 void avx2_exp_f32(float *x, int64_t n)
         _mm256_storeu_ps(tmp, exp8(_mm256_loadu_ps(tmp)));
         memcpy(x + i, tmp, (size_t)(n - i) * sizeof(float));
     }
+}
+
+/* ---- activations (exp8 based) ------------------------------------------- */
+
+/* x * sigmoid(a*x) = x / (1 + exp(-a*x)); exp overflow gives x/inf = -0. */
+AVX2_INLINE __m256 xsigmoid8(__m256 x, float a)
+{
+    __m256 e = exp8(_mm256_mul_ps(x, _mm256_set1_ps(-a)));
+    return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+}
+
+/* 0.5x(1 + tanh(u)), u = sqrt(2/pi)(x + 0.044715x^3), tanh(u) = 1 - 2/(exp(2u)+1). */
+AVX2_INLINE __m256 gelu_tanh8(__m256 x)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+    __m256 u = _mm256_mul_ps(_mm256_set1_ps(0.7978845608028654f), _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), x3, x));
+    __m256 e = exp8(_mm256_add_ps(u, u));
+    __m256 t = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
+    return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(one, t));
+}
+
+#define ACT_LOOP(expr)                                                  \
+    int64_t i = 0;                                                      \
+    for (; i + 8 <= n; i += 8) {                                        \
+        __m256 v = _mm256_loadu_ps(x + i);                              \
+        _mm256_storeu_ps(x + i, expr);                                  \
+    }                                                                   \
+    if (i < n) {                                                        \
+        float tmp[8] = {0};                                             \
+        memcpy(tmp, x + i, (size_t)(n - i) * sizeof(float));            \
+        __m256 v = _mm256_loadu_ps(tmp);                                \
+        _mm256_storeu_ps(tmp, expr);                                    \
+        memcpy(x + i, tmp, (size_t)(n - i) * sizeof(float));            \
+    }
+
+static AVX2 void avx2_silu(float *x, int64_t n) { ACT_LOOP(xsigmoid8(v, 1.0f)) }
+static AVX2 void avx2_quick_gelu(float *x, int64_t n) { ACT_LOOP(xsigmoid8(v, 1.702f)) }
+static AVX2 void avx2_gelu_tanh(float *x, int64_t n) { ACT_LOOP(gelu_tanh8(v)) }
+
+static AVX2 void avx2_swiglu(float *out, const float *gate, const float *up, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(xsigmoid8(_mm256_loadu_ps(gate + i), 1.0f), _mm256_loadu_ps(up + i)));
+    for (; i < n; i++)
+        out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
 /* ---- dequantization ------------------------------------------------------ */
@@ -426,77 +474,7 @@ static AVX2 void avx2_to_f32(int type, const void *src, float *dst, int64_t n)
     }
 }
 
-/* ---- GEMM register tile ---------------------------------------------------- */
-
-/* MR x NR dot products over kc, 8 lanes at a time, remainder masked. With
- * MR=4, NR=3: 12 accumulators + 3 weight vectors + 1 activation vector =
- * 16 ymm registers. */
-AVX2_INLINE void tile_mxn(const float *x, int64_t ldx, const float *w, int64_t ldw, int64_t kc,
-                          float *y, int64_t ldy, const int MR, const int NR)
-{
-    __m256 acc[LLV_GEMM_MR][LLV_GEMM_NR];
-#pragma GCC unroll 4
-    for (int i = 0; i < MR; i++)
-#pragma GCC unroll 3
-        for (int j = 0; j < NR; j++)
-            acc[i][j] = _mm256_setzero_ps();
-    int64_t k = 0;
-    for (; k + 8 <= kc; k += 8) {
-        __m256 wv[LLV_GEMM_NR];
-#pragma GCC unroll 3
-        for (int j = 0; j < NR; j++)
-            wv[j] = _mm256_loadu_ps(w + j * ldw + k);
-#pragma GCC unroll 4
-        for (int i = 0; i < MR; i++) {
-            __m256 xv = _mm256_loadu_ps(x + i * ldx + k);
-#pragma GCC unroll 3
-            for (int j = 0; j < NR; j++)
-                acc[i][j] = _mm256_fmadd_ps(xv, wv[j], acc[i][j]);
-        }
-    }
-    if (k < kc) {
-        __m256i m = tail_mask(kc - k);
-        __m256 wv[LLV_GEMM_NR];
-#pragma GCC unroll 3
-        for (int j = 0; j < NR; j++)
-            wv[j] = _mm256_maskload_ps(w + j * ldw + k, m);
-#pragma GCC unroll 4
-        for (int i = 0; i < MR; i++) {
-            __m256 xv = _mm256_maskload_ps(x + i * ldx + k, m);
-#pragma GCC unroll 3
-            for (int j = 0; j < NR; j++)
-                acc[i][j] = _mm256_fmadd_ps(xv, wv[j], acc[i][j]);
-        }
-    }
-#pragma GCC unroll 4
-    for (int i = 0; i < MR; i++)
-#pragma GCC unroll 3
-        for (int j = 0; j < NR; j++)
-            y[i * ldy + j] += hsum(acc[i][j]);
-}
-
-#define TILE_FN(M, N) \
-    static AVX2 void tile_##M##x##N(const float *x, int64_t ldx, const float *w, int64_t ldw, \
-                                    int64_t kc, float *y, int64_t ldy) \
-    { tile_mxn(x, ldx, w, ldw, kc, y, ldy, M, N); }
-TILE_FN(1, 1) TILE_FN(1, 2) TILE_FN(1, 3)
-TILE_FN(2, 1) TILE_FN(2, 2) TILE_FN(2, 3)
-TILE_FN(3, 1) TILE_FN(3, 2) TILE_FN(3, 3)
-TILE_FN(4, 1) TILE_FN(4, 2) TILE_FN(4, 3)
-
-typedef void (*tile_fn)(const float *, int64_t, const float *, int64_t, int64_t, float *, int64_t);
-static const tile_fn tiles[LLV_GEMM_MR][LLV_GEMM_NR] = {
-    { tile_1x1, tile_1x2, tile_1x3 }, { tile_2x1, tile_2x2, tile_2x3 },
-    { tile_3x1, tile_3x2, tile_3x3 }, { tile_4x1, tile_4x2, tile_4x3 },
-};
-
-static AVX2 void avx2_gemm_tile(const float *x, int64_t ldx, int mr, const float *w, int64_t ldw, int nr,
-                                int64_t kc, float *y, int64_t ldy)
-{
-    if (mr < 1 || nr < 1)
-        return;
-    tiles[mr - 1][nr - 1](x, ldx, w, ldw, kc, y, ldy);
-}
+/* ---- GEMM ------------------------------------------------------------------ */
 
 /* Packed strip: MR rows x 16 outputs in 2*MR accumulators (MR = 6: 12 +
  * 2 weight vectors + 1 broadcast = 15 registers); per k, 2 aligned loads of
@@ -565,9 +543,12 @@ static const llv_kernel_ops ops_avx2 = {
     .axpy_f16 = avx2_axpy_f16,
     .scale_f32 = avx2_scale_f32,
     .to_f32 = avx2_to_f32,
-    .gemm_tile = avx2_gemm_tile,
     .gemm_packed = avx2_gemm_packed,
     .exp_f32 = avx2_exp_f32,
+    .silu = avx2_silu,
+    .quick_gelu = avx2_quick_gelu,
+    .gelu_tanh = avx2_gelu_tanh,
+    .swiglu = avx2_swiglu,
     .q8_partner = llv_avx2_q8_partner,
     .dot_q8 = llv_avx2_dot_q8,
 };

@@ -1,7 +1,8 @@
 /*
  * kernels_avx2_q8.c - AVX2 integer block dots for the GEMV path: a weight
- * row (Q4_0, Q8_0 / Q4_K, Q5_K, Q6_K) against an activation row quantized to
- * Q8_0 / Q8_K (spec §2.1). Integer sums are exact; each block adds
+ * row (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 / Q2_K..Q6_K) against an activation row
+ * quantized to Q8_0 / Q8_K (spec §2.1; Q4_1/Q5_1 use Q8_0 plus the block sum
+ * of the activation codes for their +m term, where llama.cpp uses Q8_1). Integer sums are exact; each block adds
  * d_w*d_x*sum_int to an f32 accumulator.
  *
  * Byte products use vpmaddubsw (unsigned x signed -> pairwise int16 sums):
@@ -187,12 +188,144 @@ static AVX2 float dot_q6_k_q8_k(const uint8_t *w, const uint8_t *x, int64_t nb)
     return acc;
 }
 
+/* 8 int32 sums of unsigned w[32] (codes < 128) . signed x[32]. */
+AVX2_INLINE __m256i dot_u8(__m256i w, __m256i x)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
+}
+
+/* Unsigned nibbles of a 16-byte run in element order (low nibbles first). */
+AVX2_INLINE __m256i unpack_nibbles(const uint8_t *qs)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)qs);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(15));
+}
+
+/* Bit j of the little-endian u32 at qh -> 0x10 in byte j (the Q5 fifth bit). */
+AVX2_INLINE __m256i q5_high_bits(const uint8_t *qh)
+{
+    uint32_t H;
+    memcpy(&H, qh, 4);
+    __m256i v = _mm256_set1_epi32((int)H);
+    /* byte j takes byte j/8 of H */
+    const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    __m256i b = _mm256_shuffle_epi8(v, shuf);
+    __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(b, bit), bit);
+    return _mm256_and_si256(set, _mm256_set1_epi8(16));
+}
+
+/* Sum of the 32 int8 activations of a Q8_0 block, as 8 int32 lanes. */
+AVX2_INLINE __m256i sum_s8(__m256i x) { return dot_u8(_mm256_set1_epi8(1), x); }
+
+/* Q4_1 / Q5_1 (hi5 = Q5 high bits or NULL) vs Q8_0: d*dx*sum(q*xq) + m*dx*sum(xq). */
+AVX2_INLINE float dot_q41_q51(const uint8_t *w, const uint8_t *x, int64_t nb, size_t wsize, int five)
+{
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++, w += wsize, x += 34) {
+        __m256i q = unpack_nibbles(w + (five ? 8 : 4));
+        if (five)
+            q = _mm256_or_si256(q, q5_high_bits(w + 4));
+        __m256i xq = _mm256_loadu_si256((const __m256i *)(x + 2));
+        float dx = h2f(x);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8(q, xq)), _mm256_set1_ps(h2f(w) * dx), acc);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum_s8(xq)), _mm256_set1_ps(h2f(w + 2) * dx), acc);
+    }
+    return hsum(acc);
+}
+
+static AVX2 float dot_q4_1_q8_0(const uint8_t *w, const uint8_t *x, int64_t nb) { return dot_q41_q51(w, x, nb, 20, 0); }
+static AVX2 float dot_q5_1_q8_0(const uint8_t *w, const uint8_t *x, int64_t nb) { return dot_q41_q51(w, x, nb, 24, 1); }
+
+static AVX2 float dot_q5_0_q8_0(const uint8_t *w, const uint8_t *x, int64_t nb)
+{
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++, w += 22, x += 34) {
+        __m256i q = _mm256_or_si256(unpack_nibbles(w + 6), q5_high_bits(w + 2));
+        q = _mm256_sub_epi8(q, _mm256_set1_epi8(16)); /* -16..15 */
+        __m256i p = dot_s8(q, _mm256_loadu_si256((const __m256i *)(x + 2)));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(h2f(w) * h2f(x)), acc);
+    }
+    return hsum(acc);
+}
+
+/* Two int16 scales for the lanes of one 32-value run (l < 16 | l >= 16). */
+AVX2_INLINE __m256i scale_pair(int lo, int hi)
+{
+    return _mm256_set_m128i(_mm_set1_epi16((short)hi), _mm_set1_epi16((short)lo));
+}
+
+/* Q2_K vs Q8_K: d*d8*sum_s sc_s*sum(q*xq) - dmin*d8*sum_s m_s*bsum_s (16 sub-blocks of 16). */
+static AVX2 float dot_q2_k_q8_k(const uint8_t *w, const uint8_t *x, int64_t nb)
+{
+    float acc = 0.0f;
+    const __m256i m2 = _mm256_set1_epi8(3);
+    for (int64_t i = 0; i < nb; i++, w += 84, x += 292) {
+        const uint8_t *scales = w, *qs = w + 16, *xq = x + 4;
+        __m256i isum = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i b = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
+            for (int j = 0; j < 4; j++) {
+                __m256i q = _mm256_and_si256(_mm256_srli_epi16(b, 2 * j), m2);
+                __m256i p16 = _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)(xq + 128 * h + 32 * j)));
+                int s0 = scales[8 * h + 2 * j], s1 = scales[8 * h + 2 * j + 1];
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, scale_pair(s0 & 15, s1 & 15)));
+            }
+        }
+        int msum = 0;
+        for (int g = 0; g < 16; g++)
+            msum += (scales[g] >> 4) * bsum(x, g);
+        float d8 = q8k_d(x);
+        acc += h2f(w + 80) * d8 * (float)hsum_i32(isum) - h2f(w + 82) * d8 * (float)msum;
+    }
+    return acc;
+}
+
+/* Q3_K vs Q8_K: codes u = q2 + 4*hb in 0..7, q = u - 4; sum q*xq = sum u*xq - 4*bsum. */
+static AVX2 float dot_q3_k_q8_k(const uint8_t *w, const uint8_t *x, int64_t nb)
+{
+    float acc = 0.0f;
+    const __m256i m2 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
+    for (int64_t i = 0; i < nb; i++, w += 110, x += 292) {
+        const uint8_t *hmask = w, *qs = w + 32, *S = w + 96, *xq = x + 4;
+        int sc[16];
+        for (int k = 0; k < 16; k++) {
+            int low = k < 8 ? S[k] & 15 : S[k - 8] >> 4;
+            int high = (S[8 + (k % 4)] >> (2 * (k / 4))) & 3;
+            sc[k] = (low | high << 4) - 32;
+        }
+        __m256i hm = _mm256_loadu_si256((const __m256i *)hmask);
+        __m256i isum = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i b = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
+            for (int j = 0; j < 4; j++) {
+                __m256i q2 = _mm256_and_si256(_mm256_srli_epi16(b, 2 * j), m2);
+                __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + j), m1);
+                __m256i u = _mm256_or_si256(q2, _mm256_slli_epi16(hb, 2));
+                __m256i p16 = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(xq + 128 * h + 32 * j)));
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, scale_pair(sc[8 * h + 2 * j], sc[8 * h + 2 * j + 1])));
+            }
+        }
+        int off = 0;
+        for (int g = 0; g < 16; g++)
+            off += sc[g] * bsum(x, g);
+        acc += h2f(w + 108) * q8k_d(x) * (float)(hsum_i32(isum) - 4 * off);
+    }
+    return acc;
+}
+
 int llv_avx2_q8_partner(int type)
 {
     switch (type) {
     case LLV_TYPE_Q4_0:
+    case LLV_TYPE_Q4_1:
+    case LLV_TYPE_Q5_0:
+    case LLV_TYPE_Q5_1:
     case LLV_TYPE_Q8_0:
         return LLV_TYPE_Q8_0;
+    case LLV_TYPE_Q2_K:
+    case LLV_TYPE_Q3_K:
     case LLV_TYPE_Q4_K:
     case LLV_TYPE_Q5_K:
     case LLV_TYPE_Q6_K:
@@ -206,7 +339,12 @@ float llv_avx2_dot_q8(int type, const void *w, const void *xq, int64_t n)
 {
     switch (type) {
     case LLV_TYPE_Q4_0: return dot_q4_0_q8_0(w, xq, n / 32);
+    case LLV_TYPE_Q4_1: return dot_q4_1_q8_0(w, xq, n / 32);
+    case LLV_TYPE_Q5_0: return dot_q5_0_q8_0(w, xq, n / 32);
+    case LLV_TYPE_Q5_1: return dot_q5_1_q8_0(w, xq, n / 32);
     case LLV_TYPE_Q8_0: return dot_q8_0_q8_0(w, xq, n / 32);
+    case LLV_TYPE_Q2_K: return dot_q2_k_q8_k(w, xq, n / 256);
+    case LLV_TYPE_Q3_K: return dot_q3_k_q8_k(w, xq, n / 256);
     case LLV_TYPE_Q4_K: return dot_q4_k_q8_k(w, xq, n / 256);
     case LLV_TYPE_Q5_K: return dot_q5_k_q8_k(w, xq, n / 256);
     case LLV_TYPE_Q6_K: return dot_q6_k_q8_k(w, xq, n / 256);

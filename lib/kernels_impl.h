@@ -21,9 +21,6 @@
 #  define LLV_OMP(...)
 #endif
 
-/* GEMM register tile: up to MR activation rows x NR weight rows. */
-#define LLV_GEMM_MR 4
-#define LLV_GEMM_NR 3
 /* Packed GEMM: up to PMR activation rows x a strip of PNR outputs. */
 #define LLV_GEMM_PMR 6
 #define LLV_GEMM_PNR 16
@@ -42,11 +39,6 @@ typedef struct llv_kernel_ops {
     void (*scale_f32)(float *y, float a, int64_t n);
     /* Dequantize n values (a multiple of the block) of a weights-type row. */
     void (*to_f32)(int type, const void *src, float *dst, int64_t n);
-    /* Register-tile GEMM over kc values of K (both operands K-contiguous):
-     *   y[i*ldy + j] += sum_{k<kc} x[i*ldx + k] * w[j*ldw + k]
-     * for i < mr <= LLV_GEMM_MR, j < nr <= LLV_GEMM_NR. */
-    void (*gemm_tile)(const float *x, int64_t ldx, int mr, const float *w, int64_t ldw, int nr,
-                      int64_t kc, float *y, int64_t ldy);
     /* Packed GEMM strip (the outer-product form, no horizontal sums):
      *   y[i*ldy + j] += sum_{k<kc} x[i*ldx + k] * wp[k*LLV_GEMM_PNR + j]
      * for i < mr <= LLV_GEMM_PMR, j < nr <= LLV_GEMM_PNR; wp is 32-byte
@@ -55,6 +47,11 @@ typedef struct llv_kernel_ops {
                         int64_t ldy, int nr);
     /* exp of n floats in place (vector exp; the reference uses expf). */
     void (*exp_f32)(float *x, int64_t n);
+    /* Vector activations (NULL: kernels.c uses its scalar loops). */
+    void (*silu)(float *x, int64_t n);
+    void (*quick_gelu)(float *x, int64_t n);
+    void (*gelu_tanh)(float *x, int64_t n);
+    void (*swiglu)(float *out, const float *gate, const float *up, int64_t n);
     /* Integer GEMV path (spec §2.1): q8_partner(type) is the activation
      * type (LLV_TYPE_Q8_0 or LLV_TYPE_Q8_K) this ISA has an integer block dot
      * for, or -1 (then matmul dequantizes to f32). dot_q8 returns

@@ -48,15 +48,6 @@ static void ref_scale_f32(float *y, float a, int64_t n)
         y[i] *= a;
 }
 
-/* y[i][j] += x_i . w_j over kc, i < mr, j < nr. */
-static void ref_gemm_tile(const float *x, int64_t ldx, int mr, const float *w, int64_t ldw, int nr,
-                          int64_t kc, float *y, int64_t ldy)
-{
-    for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++)
-            y[i * ldy + j] += ref_dot_f32(x + i * ldx, w + j * ldw, kc);
-}
-
 static void ref_gemm_packed(const float *x, int64_t ldx, int mr, const float *wp, int64_t kc, float *y,
                             int64_t ldy, int nr)
 {
@@ -84,7 +75,6 @@ static const llv_kernel_ops ops_ref = {
     .axpy_f16 = ref_axpy_f16,
     .scale_f32 = ref_scale_f32,
     .to_f32 = llv_dequantize_row,
-    .gemm_tile = ref_gemm_tile,
     .gemm_packed = ref_gemm_packed,
     .exp_f32 = ref_exp_f32,
 };

@@ -159,33 +159,37 @@ int llv_lm_forward(const llava_lm *lm, llv_kv_cache *kv, llv_lm_scratch *s, int6
         if (llv_should_abort(cb))
             return llv_fail(err, LLAVA_E_ABORTED, "aborted by the abort callback");
         const llv_lm_layer *L = &lm->layers[il];
+        /* Every row's K/V is needed, but after the last layer only the last
+         * row's output matters when logits are asked for: rows r0..n-1. */
+        const int64_t r0 = (logits && il == hp->n_layer - 1) ? n - 1 : 0, m = n - r0;
+        float *x = s->x + r0 * E, *xn = s->xn + r0 * E;
 
-        /* attention: xn = rmsnorm(x) * attn_norm; q,k,v [n][*] */
+        /* attention: xn = rmsnorm(x) * attn_norm; q [m][QD], k,v [n][KVD] */
         for (int64_t i = 0; i < n; i++)
             llv_rmsnorm(s->xn + i * E, s->x + i * E, L->attn_norm, E, hp->rms_eps);
-        llv_matmul(&L->wq, s->xn, n, s->q, L->bq, n_threads);
+        llv_matmul(&L->wq, xn, m, s->q, L->bq, n_threads);
         llv_matmul(&L->wk, s->xn, n, s->k, L->bk, n_threads);
         llv_matmul(&L->wv, s->xn, n, s->v, L->bv, n_threads);
-        rope_rows(lm, s->q, n, QD, hp->n_head, pos);
+        rope_rows(lm, s->q, m, QD, hp->n_head, pos + r0);
         rope_rows(lm, s->k, n, KVD, hp->n_head_kv, pos);
         kv_store(kv, kv->k, il, pos, s->k, n);
         kv_store(kv, kv->v, il, pos, s->v, n);
 
-        /* att [n][QD] = softmax(q K^T * scale, causal) V over positions 0..pos+n-1 */
-        llv_attention(s->att, QD, s->q, QD, n,
+        /* att [m][QD] = softmax(q K^T * scale, causal) V over positions 0..pos+n-1 */
+        llv_attention(s->att, QD, s->q, QD, m,
                       llv_kv_row(kv, kv->k, il, 0), llv_kv_row(kv, kv->v, il, 0), kv->kv_type, KVD, pos + n,
-                      hp->n_head, hp->n_head_kv, hp->head_dim, scale, true, pos, n_threads);
-        llv_matmul(&L->wo, s->att, n, s->tmp, L->bo, n_threads);
-        add_rows(s->x, s->tmp, n * E);
+                      hp->n_head, hp->n_head_kv, hp->head_dim, scale, true, pos + r0, n_threads);
+        llv_matmul(&L->wo, s->att, m, s->tmp, L->bo, n_threads);
+        add_rows(x, s->tmp, m * E);
 
         /* feed-forward: x += W_down(silu(W_gate xn) * (W_up xn)) */
-        for (int64_t i = 0; i < n; i++)
-            llv_rmsnorm(s->xn + i * E, s->x + i * E, L->ffn_norm, E, hp->rms_eps);
-        llv_matmul(&L->w_gate, s->xn, n, s->gate, L->b_gate, n_threads);
-        llv_matmul(&L->w_up, s->xn, n, s->up, L->b_up, n_threads);
-        llv_swiglu(s->gate, s->gate, s->up, n * F);
-        llv_matmul(&L->w_down, s->gate, n, s->tmp, L->b_down, n_threads);
-        add_rows(s->x, s->tmp, n * E);
+        for (int64_t i = 0; i < m; i++)
+            llv_rmsnorm(xn + i * E, x + i * E, L->ffn_norm, E, hp->rms_eps);
+        llv_matmul(&L->w_gate, xn, m, s->gate, L->b_gate, n_threads);
+        llv_matmul(&L->w_up, xn, m, s->up, L->b_up, n_threads);
+        llv_swiglu(s->gate, s->gate, s->up, m * F);
+        llv_matmul(&L->w_down, s->gate, m, s->tmp, L->b_down, n_threads);
+        add_rows(x, s->tmp, m * E);
     }
 
     if (logits) {

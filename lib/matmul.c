@@ -8,7 +8,7 @@
  * activations, accumulating in f32 (FMA lanes); the activations are never
  * rounded to F16, so the result differs from the exact product of the stored
  * weights only by f32 summation error. One exception, for decode speed: the
- * GEMV of Q4_0/Q8_0/Q4_K/Q5_K/Q6_K weights on AVX2 quantizes the activation
+ * GEMV of quantized weights (all block types) on AVX2 quantizes the activation
  * row to Q8_0/Q8_K and uses integer block dots, as llama.cpp does; that adds
  * at most 0.57*d_x*sum|w| per output (d_x = the activation block's step,
  * amax/127), asserted in tests/check_kernels.c. llv_matmul_set_int8_gemv(0)
@@ -21,9 +21,11 @@
  *    every activation row.
  *  - GEMM (prefill / vision encode; compute bound): each thread takes panels
  *    of PANEL_N weight rows; for every K chunk of KC values it dequantizes
- *    the panel chunk once into an f32 buffer (L2 sized) and multiplies it
- *    with all activation rows in MR x NR register tiles. Each weight byte is
- *    read from memory once per call.
+ *    the panel chunk once into an f32 buffer (L2 sized), packed k-major in
+ *    strips of 16 outputs, and multiplies it with all activation rows in
+ *    6 x 16 register tiles (outer-product form: broadcast x, FMA into 12
+ *    accumulators, no horizontal sums). Each weight byte is read from memory
+ *    and dequantized once per call.
  */
 #include "kernels_impl.h"
 
@@ -35,7 +37,7 @@
 #define GEMV_MAX_ROWS 4   /* up to this many rows use the GEMV driver */
 #define GEMV_CHUNK 256    /* dequantization chunk of the GEMV driver */
 #ifndef PANEL_N
-#define PANEL_N 48        /* weight rows per GEMM panel (multiple of NR) */
+#define PANEL_N 48        /* weight rows per GEMM panel (multiple of LLV_GEMM_PNR) */
 #endif
 #ifndef KC
 #define KC 512            /* K chunk of the GEMM (multiple of 256) */
@@ -154,16 +156,6 @@ static void gemv(const llv_kernel_ops *ops, const llv_weight *w, const float *x,
 
 /* ---- GEMM -------------------------------------------------------------- */
 
-/* Dequantize columns [k0, k0+kc) of weight rows [o0, o0+nb) into wp (row stride KC). */
-static void load_panel(const llv_kernel_ops *ops, const llv_weight *w, int64_t o0, int nb,
-                       int64_t k0, int64_t kc, float *wp)
-{
-    const llv_type_info *ti = llv_type_get(w->type);
-    size_t off = (size_t)(k0 / ti->blck) * ti->size; /* k0 is a multiple of the block */
-    for (int j = 0; j < nb; j++)
-        ops->to_f32(w->type, wrow(w, o0 + j) + off, wp + (int64_t)j * KC, kc);
-}
-
 /* Dequantize columns [k0, k0+kc) of weight rows [o0, o0+nb) into strips of
  * LLV_GEMM_PNR outputs, k-major: wp[s*KC*PNR + k*PNR + j] (zero padded). */
 static void load_panel_packed(const llv_kernel_ops *ops, const llv_weight *w, int64_t o0, int nb,
@@ -210,32 +202,19 @@ static void gemm_panel_packed(const llv_kernel_ops *ops, const llv_weight *w, in
     }
 }
 
-static void gemm_panel(const llv_kernel_ops *ops, const llv_weight *w, int64_t o0, int nb,
-                       const float *x, int64_t n_rows, float *y, const float *bias, float *wp)
-{
-    const int64_t n_in = w->n_in, n_out = w->n_out;
-    for (int64_t m = 0; m < n_rows; m++)
-        for (int j = 0; j < nb; j++)
-            y[m * n_out + o0 + j] = bias ? bias[o0 + j] : 0.0f;
-    for (int64_t k0 = 0; k0 < n_in; k0 += KC) {
-        int64_t kc = LLV_MIN(KC, n_in - k0);
-        load_panel(ops, w, o0, nb, k0, kc, wp);
-        for (int64_t m0 = 0; m0 < n_rows; m0 += LLV_GEMM_MR) {
-            int mr = (int)LLV_MIN(LLV_GEMM_MR, n_rows - m0);
-            for (int j0 = 0; j0 < nb; j0 += LLV_GEMM_NR) {
-                int nr = LLV_MIN(LLV_GEMM_NR, nb - j0);
-                ops->gemm_tile(x + m0 * n_in + k0, n_in, mr, wp + (int64_t)j0 * KC, KC, nr, kc,
-                               y + m0 * n_out + o0 + j0, n_out);
-            }
-        }
-    }
-}
-
 /* Returns false if the panel buffers cannot be allocated (caller falls back). */
 static bool gemm(const llv_kernel_ops *ops, const llv_weight *w, const float *x, int64_t n_rows,
                  float *y, const float *bias, int n_threads)
 {
-    const int64_t n_panels = (w->n_out + PANEL_N - 1) / PANEL_N;
+    /* Small n_out: narrower panels (multiples of the strip) so every thread
+     * gets work, e.g. 128 outputs on 2 threads -> 4 panels of 32. */
+    int64_t panel_n = PANEL_N;
+    if ((w->n_out + panel_n - 1) / panel_n < 4 * n_threads) {
+        int64_t want = (w->n_out + 2 * n_threads - 1) / (2 * n_threads);
+        want = (want + LLV_GEMM_PNR - 1) / LLV_GEMM_PNR * LLV_GEMM_PNR;
+        panel_n = LLV_MAX(LLV_GEMM_PNR, LLV_MIN(PANEL_N, want));
+    }
+    const int64_t n_panels = (w->n_out + panel_n - 1) / panel_n;
     if (n_threads > n_panels)
         n_threads = (int)n_panels;
     if (n_threads < 1)
@@ -255,13 +234,9 @@ static bool gemm(const llv_kernel_ops *ops, const llv_weight *w, const float *x,
         float *wp = bufs + (size_t)tid * per_thread;
         LLV_OMP(for schedule(dynamic, 1))
         for (int64_t p = 0; p < n_panels; p++) {
-            int64_t o0 = p * PANEL_N;
-            int nb = (int)LLV_MIN(PANEL_N, w->n_out - o0);
-#ifdef OLD_TILE
-            gemm_panel(ops, w, o0, nb, x, n_rows, y, bias, wp);
-#else
+            int64_t o0 = p * panel_n;
+            int nb = (int)LLV_MIN(panel_n, w->n_out - o0);
             gemm_panel_packed(ops, w, o0, nb, x, n_rows, y, bias, wp);
-#endif
         }
     }
     llv_free_aligned(bufs);

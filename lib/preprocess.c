@@ -78,7 +78,7 @@ static int pad_axis_build(pad_axis *p, int side, int target, int n, int off, siz
     for (int i = 0; i < target; i++) {
         double c = llv_rs_center(&p->a, i);
         int xmin, xlen;
-        llv_rs_window(&p->a, i, c, &xmin, &xlen);
+        llv_rs_window(&p->a, c, &xmin, &xlen);
         double ww = 0.0;
         for (int x = xmin; x < xmin + xlen; x++) /* in order, as Pillow sums */
             ww += llv_rs_weight(&p->a, x, c);

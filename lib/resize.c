@@ -56,7 +56,7 @@ static int rs_table_build(rs_table *t, int in_size, int out_size, llv_err *err)
     for (int i = 0; i < out_size; i++) {
         double center = llv_rs_center(&a, i);
         int xmin, xlen;
-        llv_rs_window(&a, i, center, &xmin, &xlen);
+        llv_rs_window(&a, center, &xmin, &xlen);
         double ww = 0.0;
         for (int x = 0; x < xlen; x++) {
             w[x] = llv_rs_weight(&a, x + xmin, center);

@@ -85,7 +85,9 @@ LLV_INTERNAL int32_t llv_vocab_merge_rank(const llv_vocab *v, const char *l, siz
                                           const char *r, size_t nr);
 
 /* One raw-text fragment (no special tokens inside), appended to out.
- * first_or_after_special: the SPM space-prefix condition (spec §8.3.2). */
+ * add_prefix: prepend one "▁" (SPM: add_space_prefix and the fragment is
+ * first or follows a special token, spec §8.3.2). SPM fragments are limited
+ * to INT32_MAX escaped bytes (LLAVA_E_INVALID_ARG beyond). */
 LLV_INTERNAL int llv_spm_tokenize_fragment(const llv_vocab *v, const char *text, size_t len,
                                            bool add_prefix, llv_ids *out);
 LLV_INTERNAL int llv_bpe_tokenize_fragment(const llv_vocab *v, const char *text, size_t len,

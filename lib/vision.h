@@ -157,6 +157,10 @@ LLV_INTERNAL void llv_projector_destroy(llava_projector *p);
 LLV_INTERNAL int llv_projector_forward(const llava_projector *p, const float *in, int64_t n_rows, float *out,
                                        int n_threads, llv_err *err);
 
+/* Tests: 1 = run attention with the streaming llv_attention (the reference)
+ * instead of the per-head GEMMs; 0 = automatic. */
+LLV_INTERNAL void llv_vision_force_reference_attention(int on);
+
 /* Pixel-wise helpers for the encoder (api_vision.c): reference pad colour
  * int(mean*255) per channel. */
 LLV_INTERNAL void llv_vision_pad_colour(const llava_vision *v, uint8_t rgb[3]);

@@ -9,31 +9,53 @@
  *                                                      hidden state k = after block k-1
  *   out     = requested hidden states without the CLS row, side by side
  *
- * Every matrix product runs over all n_pos rows at once (GEMM); OpenMP lives
- * in the kernels. Row-wise norms and activations are cheap next to them.
+ * Every matrix product runs over all n_pos rows at once (GEMM), attention
+ * included (attention_gemm; llv_attention is the reference and the fallback
+ * for very long sequences). OpenMP lives in the kernels. Row-wise norms and activations are cheap next to them.
  */
 #include "vision.h"
 
 #include <math.h>
 #include <string.h>
 
+/* Attention as GEMMs needs an n_pos x n_pos score matrix per head; above
+ * this many floats (n_pos > 4096) the streaming llv_attention is used. */
+#define GEMM_ATTN_MAX_SCORES ((size_t)1 << 24)
+
+static int force_ref_attention; /* tests: always use llv_attention */
+
+void llv_vision_force_reference_attention(int on)
+{
+    __atomic_store_n(&force_ref_attention, on ? 1 : 0, __ATOMIC_RELAXED);
+}
+
 /* Scratch buffers of one forward pass, carved from one aligned allocation.
  * Sizes in floats: x, h, q, k, v, att: n_pos*D each; ff: n_pos*max(F, 3*P*P)
- * (the im2col rows of the patch embedding reuse ff). */
+ * (the im2col rows of the patch embedding reuse ff); for GEMM attention
+ * qh, kh, oh: n_pos*head_dim, vt: head_dim*n_pos, s: n_pos*n_pos. */
 typedef struct fwd_bufs {
     float *mem;
     float *x, *h, *q, *k, *v, *att, *ff;
+    float *qh, *kh, *vt, *oh, *s; /* NULL: use llv_attention */
 } fwd_bufs;
 
 static int bufs_alloc(const llv_vision_hparams *hp, fwd_bufs *b, llv_err *err)
 {
-    size_t rows = (size_t)hp->n_pos, D = (size_t)hp->n_embd;
+    size_t rows = (size_t)hp->n_pos, D = (size_t)hp->n_embd, hd = (size_t)hp->head_dim;
     size_t patch_in = 3 * (size_t)hp->patch_size * (size_t)hp->patch_size;
     size_t ff_w = LLV_MAX((size_t)hp->n_ff, patch_in);
-    size_t nd, nf, total, bytes;
+    size_t nd, nf, total, bytes, n_scores = 0, n_heads = 0;
     if (llv_mul_overflow(rows, D, &nd) || llv_mul_overflow(rows, ff_w, &nf) ||
-        llv_mul_overflow(nd, 6, &total) || llv_add_overflow(total, nf, &total) ||
-        llv_mul_overflow(total, sizeof(float), &bytes))
+        llv_mul_overflow(nd, 6, &total) || llv_add_overflow(total, nf, &total))
+        return llv_fail(err, LLAVA_E_NOMEM, "vision: activation buffers are too large");
+    bool gemm_attn = !__atomic_load_n(&force_ref_attention, __ATOMIC_RELAXED) &&
+                     !llv_mul_overflow(rows, rows, &n_scores) && n_scores <= GEMM_ATTN_MAX_SCORES;
+    if (gemm_attn) {
+        n_heads = 4 * rows * hd; /* qh, kh, vt, oh; rows*hd <= nd, no overflow */
+        if (llv_add_overflow(total, n_heads + n_scores, &total))
+            return llv_fail(err, LLAVA_E_NOMEM, "vision: activation buffers are too large");
+    }
+    if (llv_mul_overflow(total, sizeof(float), &bytes))
         return llv_fail(err, LLAVA_E_NOMEM, "vision: activation buffers are too large");
     memset(b, 0, sizeof *b);
     if (!(b->mem = llv_malloc_aligned(bytes)))
@@ -45,8 +67,47 @@ static int bufs_alloc(const llv_vision_hparams *hp, fwd_bufs *b, llv_err *err)
     b->k = p;   p += nd;
     b->v = p;   p += nd;
     b->att = p; p += nd;
-    b->ff = p;
+    b->ff = p;  p += nf;
+    if (gemm_attn) {
+        b->qh = p; p += rows * hd;
+        b->kh = p; p += rows * hd;
+        b->vt = p; p += rows * hd;
+        b->oh = p; p += rows * hd;
+        b->s = p;
+    }
     return LLAVA_OK;
+}
+
+/* Non-causal multi-head attention as two GEMMs per head through the tiled
+ * llv_matmul (the streaming llv_attention, built for decoding, walks K and V
+ * once per query row and is several times slower on 577 x 577):
+ *   S  = (scale·Q_h) K_hᵀ      [n][n]   (K_h as an F32 weight: n outputs of hd inputs)
+ *   P  = softmax(S) per row
+ *   O_h = P V_h                [n][hd]  (V_hᵀ as an F32 weight: hd outputs of n inputs)
+ * q, k, v, att: [n][D] with head h at columns h*hd. */
+static void attention_gemm(const llv_vision_hparams *hp, fwd_bufs *b, int nt)
+{
+    const int64_t n = hp->n_pos, D = hp->n_embd, hd = hp->head_dim;
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int h = 0; h < hp->n_head; h++) {
+        for (int64_t t = 0; t < n; t++) {
+            const int64_t src = t * D + h * hd;
+            for (int64_t d = 0; d < hd; d++) {
+                b->qh[t * hd + d] = b->q[src + d] * scale;
+                b->kh[t * hd + d] = b->k[src + d];
+                b->vt[d * n + t] = b->v[src + d];
+            }
+        }
+        llv_weight wk, wv;
+        llv_weight_init(&wk, LLV_TYPE_F32, hd, n, b->kh); /* F32 rows of any length: cannot fail */
+        llv_weight_init(&wv, LLV_TYPE_F32, n, hd, b->vt);
+        llv_matmul(&wk, b->qh, n, b->s, NULL, nt);
+        for (int64_t t = 0; t < n; t++)
+            llv_softmax(b->s + t * n, n);
+        llv_matmul(&wv, b->s, n, b->oh, NULL, nt);
+        for (int64_t t = 0; t < n; t++)
+            memcpy(b->att + t * D + h * hd, b->oh + t * hd, (size_t)hd * sizeof(float));
+    }
 }
 
 /* im2col: row p = (py, px) holds the P x P x 3 patch in (c, ky, kx) order,
@@ -111,8 +172,11 @@ static void run_block(const llv_vision_hparams *hp, const llv_vision_block *blk,
     llv_matmul(&blk->q, b->h, rows, b->q, blk->q_b, nt);
     llv_matmul(&blk->k, b->h, rows, b->k, blk->k_b, nt);
     llv_matmul(&blk->v, b->h, rows, b->v, blk->v_b, nt);
-    llv_attention(b->att, D, b->q, D, rows, b->k, b->v, LLV_TYPE_F32, D, rows, hp->n_head, hp->n_head,
-                  hp->head_dim, 1.0f / sqrtf((float)hp->head_dim), false, 0, nt);
+    if (b->s)
+        attention_gemm(hp, b, nt);
+    else
+        llv_attention(b->att, D, b->q, D, rows, b->k, b->v, LLV_TYPE_F32, D, rows, hp->n_head, hp->n_head,
+                      hp->head_dim, 1.0f / sqrtf((float)hp->head_dim), false, 0, nt);
     llv_matmul(&blk->o, b->att, rows, b->h, blk->o_b, nt);
     add_rows(b->x, b->h, nd);
 

@@ -339,6 +339,9 @@ int llv_vision_from_gguf(llv_gguf *g, const llava_params *params, llava_vision *
     llv_log(&v->cb, 2, "vision: %dpx, patch %d (%d tokens), D=%d, %d heads, FFN %d, %d blocks (running %d), %s%s",
             hp.image_size, hp.patch_size, hp.n_patches, hp.n_embd, hp.n_head, hp.n_ff, hp.n_layer, v->hp.n_run,
             act_names[hp.act], v->hp.has_cls ? ", class token" : "");
+    if (llv_gguf_find_key(g, "clip.vision.image_grid_pinpoints") >= 0)
+        llv_log(&v->cb, 1, "vision: image_grid_pinpoints present (LLaVA-1.6 anyres): llava_encode_image "
+                "encodes the whole image at %dpx as LLaVA-1.5 does", hp.image_size);
     *out = v;
     return LLAVA_OK;
 }

@@ -35,7 +35,8 @@ int llv_vt_find(const llv_gguf *g, const char *name, bool required, int n_dims, 
             return llv_fail(err, LLAVA_E_FORMAT, "mmproj: tensor %s is missing", name);
         return LLAVA_OK;
     }
-    bool ok = (int)t->n_dims <= LLV_MAX(n_dims, 1);
+    /* Compare all four dims (trailing 1s are equivalent, e.g. [64] = [64,1]). */
+    bool ok = true;
     for (int i = 0; ok && i < LLV_GGUF_MAX_DIMS; i++) {
         int64_t want = i < n_dims ? ne_want[i] : 1;
         if (t->ne[i] != want)

@@ -277,6 +277,19 @@ START_TEST(test_open_errors)
     ck_assert_int_eq(llv_gguf_open_file(path, 1, &g, &err), LLAVA_E_FORMAT); /* empty */
     ck_assert_ptr_nonnull(strstr(err.msg, "empty"));
     ck_assert_int_eq(llv_gguf_open_file(path, 0, &g, &err), LLAVA_E_FORMAT);
+    /* a malformed file through both file paths (mapping / buffer released) */
+    gb b;
+    gb_valid_file(&b, 3);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(b.p, 1, b.n - 20, f), b.n - 20); /* cut inside tensor b */
+    fclose(f);
+    for (int m = 0; m <= 1; m++) {
+        ck_assert_int_eq(llv_gguf_open_file(path, m, &g, &err), LLAVA_E_FORMAT);
+        ck_assert_ptr_nonnull(strstr(err.msg, "tensor 'b'"));
+        ck_assert_ptr_null(g);
+    }
+    gb_free(&b);
     unlink(path);
     ck_assert_int_eq(llv_gguf_open_memory(NULL, 10, 0, &g, &err), LLAVA_E_INVALID_ARG);
     ck_assert_int_eq(llv_gguf_open_memory("", 0, 0, &g, &err), LLAVA_E_FORMAT);
@@ -480,6 +493,16 @@ START_TEST(test_bad_arrays)
     gb_u64(&b, 100);
     gb_zeros(&b, 32);
     expect_reject(&b, LLAVA_E_FORMAT, "element 1");
+    gb_free(&b);
+
+    /* array header cut inside the count */
+    gb_init(&b);
+    gb_header(&b, 3, 0, 1);
+    gb_str(&b, "arr");
+    gb_u32(&b, LLV_GGUF_ARRAY);
+    gb_u32(&b, LLV_GGUF_UINT8);
+    gb_u32(&b, 1);
+    expect_reject(&b, LLAVA_E_FORMAT, "key 'arr': truncated file: array count");
     gb_free(&b);
 
     /* array of arrays */
@@ -887,6 +910,40 @@ START_TEST(test_truncation)
         expect_reject_at(b.p, n, LLAVA_E_FORMAT, NULL, __LINE__);
     }
     gb_free(&b);
+    /* A metadata-only file with one value of every type: with no tensors
+     * the count bound is weak, so prefixes end inside every kind of value. */
+    gb_init(&b);
+    gb_header(&b, 3, 0, 14);
+    for (int t = 0; t < LLV_GGUF_TYPE_COUNT; t++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", t);
+        gb_str(&b, key);
+        gb_u32(&b, (uint32_t)t);
+        if (t == LLV_GGUF_STRING) {
+            gb_str(&b, "value");
+        } else if (t == LLV_GGUF_ARRAY) {
+            gb_u32(&b, LLV_GGUF_STRING);
+            gb_u64(&b, 2);
+            gb_str(&b, "ab");
+            gb_str(&b, "cde");
+        } else {
+            gb_zeros(&b, t == 0 || t == 1 || t == 7 ? 1 : t <= 3 ? 2 : t <= 6 ? 4 : 8);
+        }
+    }
+    gb_str(&b, "k.f32arr");
+    gb_u32(&b, LLV_GGUF_ARRAY);
+    gb_u32(&b, LLV_GGUF_FLOAT32);
+    gb_u64(&b, 2);
+    gb_zeros(&b, 8);
+    {
+        llv_gguf *g = expect_open(&b);
+        ck_assert_int_eq(llv_gguf_n_kv(g), 14);
+        llv_gguf_close(g);
+    }
+    for (size_t n = 1; n < b.n; n++)
+        expect_reject_at(b.p, n, LLAVA_E_FORMAT, NULL, __LINE__);
+    gb_free(&b);
+
     /* and every prefix of the golden mmproj's header + metadata + infos */
     FILE *f = fopen(datafile("golden/tiny-dev/model-mmproj.gguf"), "rb");
     ck_assert_ptr_nonnull(f);

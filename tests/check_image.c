@@ -1029,6 +1029,29 @@ START_TEST(test_alloc_failures)
         }
         ck_assert_int_gt(saw_nomem, 0);
     }
+    /* Loading from a file (the read buffer grows by reallocation). */
+    char path[] = "/tmp/llv-check-image-alloc-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, pngi.p, pngi.n), (ssize_t)pngi.n);
+    close(fd);
+    int saw = 0;
+    for (long n = 0; n < 10000; n++) {
+        llava_image *im = NULL;
+        char msg[LLAVA_ERRBUF_SIZE];
+        llv_alloc_fail_inject(n);
+        int rc = llava_load_image(path, NULL, &im, msg, sizeof msg);
+        llv_alloc_fail_inject(-1);
+        if (rc == LLAVA_OK) {
+            ck_assert_mem_eq(llava_image_rgb(im), rgb, 19 * 11 * 3);
+            llava_free_image(im);
+            break;
+        }
+        ck_assert_msg(rc == LLAVA_E_NOMEM, "load, failing alloc %ld: rc %d (%s)", n, rc, msg);
+        saw++;
+    }
+    ck_assert_int_gt(saw, 0);
+    unlink(path);
     /* And the resize. */
     uint8_t *out = malloc(336 * 336 * 3);
     const uint8_t pad[3] = { 1, 2, 3 };

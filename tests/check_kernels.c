@@ -282,20 +282,22 @@ START_TEST(test_microkernels_vs_ref)
             for (int i = 0; i < 80; i++)
                 ck_assert_msg(fabsf(y1[i] - y2[i]) <= 1e-6f * (1 + fabsf(y2[i])), "op %d n %lld i %d", op, (long long)n, i);
         }
-        /* GEMM tile: every mr x nr edge, kc = n */
-        float x[4 * 80], w[3 * 80];
-        fill(x, 4 * 80, 1.0f);
-        fill(w, 3 * 80, 1.0f);
-        for (int mr = 1; mr <= LLV_GEMM_MR; mr++)
-            for (int nr = 1; nr <= LLV_GEMM_NR; nr++) {
-                float c1[4 * 5], c2[4 * 5];
-                for (int i = 0; i < 20; i++)
+        /* packed GEMM strip: every mr, full and partial strips, kc = n */
+        float x[LLV_GEMM_PMR * 80], wp[80 * LLV_GEMM_PNR] __attribute__((aligned(32)));
+        fill(x, LLV_GEMM_PMR * 80, 1.0f);
+        fill(wp, 80 * LLV_GEMM_PNR, 1.0f);
+        static const int nrs[] = { 1, 2, 3, 7, 8, 15, 16 };
+        for (int mr = 1; mr <= LLV_GEMM_PMR; mr++)
+            for (int ni = 0; ni < 7; ni++) {
+                int nr = nrs[ni];
+                float c1[LLV_GEMM_PMR * 17], c2[LLV_GEMM_PMR * 17];
+                for (int i = 0; i < LLV_GEMM_PMR * 17; i++)
                     c1[i] = c2[i] = (float)i;
-                fast->gemm_tile(x, 80, mr, w, 80, nr, n, c1, 5);
-                ref->gemm_tile(x, 80, mr, w, 80, nr, n, c2, 5);
-                for (int i = 0; i < 20; i++)
+                fast->gemm_packed(x, 80, mr, wp, n, c1, 17, nr);
+                ref->gemm_packed(x, 80, mr, wp, n, c2, 17, nr);
+                for (int i = 0; i < LLV_GEMM_PMR * 17; i++)
                     ck_assert_msg(fabsf(c1[i] - c2[i]) <= 1e-5f * (1 + fabsf(c2[i])) * (1 + n / 16.0f),
-                                  "tile %dx%d n %lld: c[%d] %g vs %g", mr, nr, (long long)n, i, c1[i], c2[i]);
+                                  "packed %dx%d n %lld: c[%d] %g vs %g", mr, nr, (long long)n, i, c1[i], c2[i]);
             }
     }
 }
@@ -408,6 +410,8 @@ END_TEST
 
 START_TEST(test_activations)
 {
+  for (int refmode = 0; refmode < 2; refmode++) {
+    llv_kernels_force_reference(refmode);
     static const float pts[] = { -6.0f, -2.5f, -1.0f, -0.3f, 0.0f, 0.1f, 0.5f, 1.0f, 2.0f, 3.7f, 9.0f };
     enum { N = sizeof pts / sizeof pts[0] };
     float a[N], g[N], u[N];
@@ -436,6 +440,35 @@ START_TEST(test_activations)
     llv_gelu_erf(one, 1);
     llv_silu(one + 1, 1);
     ck_assert(fabsf(one[0] - 0.841344746f) < 1e-6f && fabsf(one[1] - 0.731058579f) < 1e-6f);
+    /* random arrays with tails (n = 1..40) and extreme values vs double formulas */
+    for (int64_t n = 1; n <= 40; n += 3) {
+        float r[40], gate[40], up[40], out[40];
+        fill(r, n, 4.0f);
+        r[0] = -200.0f;
+        if (n > 1) r[1] = 200.0f;
+        for (int kind = 0; kind < 4; kind++) {
+            float v[40];
+            memcpy(v, r, sizeof r);
+            memcpy(gate, r, sizeof r);
+            fill(up, n, 1.0f);
+            if (kind == 0) llv_silu(v, n);
+            if (kind == 1) llv_quick_gelu(v, n);
+            if (kind == 2) llv_gelu_tanh(v, n);
+            if (kind == 3) llv_swiglu(out, gate, up, n);
+            for (int64_t i = 0; i < n; i++) {
+                double x = r[i], want;
+                if (kind == 0) want = x / (1 + exp(-x));
+                else if (kind == 1) want = x / (1 + exp(-1.702 * x));
+                else if (kind == 2) want = 0.5 * x * (1 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+                else want = x / (1 + exp(-x)) * up[i];
+                double got = kind == 3 ? out[i] : v[i];
+                ck_assert_msg(fabs(got - want) <= 2e-6 * (1 + fabs(want)), "ref %d kind %d x %g: %.9g want %.9g",
+                              refmode, kind, x, got, want);
+            }
+        }
+    }
+  }
+    llv_kernels_force_reference(0);
 }
 END_TEST
 

@@ -173,7 +173,12 @@ static float *planar_shapes336(const llava_vision *v)
 
 START_TEST(test_tower_own_preprocessing)
 {
-    int force_reference = _i;
+    /* 0: dispatched kernels + GEMM attention, 1: plain reference kernels,
+     * 2: dispatched kernels + streaming llv_attention (reference attention). */
+    int force_reference = _i == 1, force_attention = _i == 2;
+    static const char *const labels[] = { "shapes336 own decode, fast kernels, GEMM attention",
+                                          "shapes336 own decode, reference kernels",
+                                          "shapes336 own decode, fast kernels, llv_attention" };
     char errbuf[LLAVA_ERRBUF_SIZE] = "";
     llava_vision *v = NULL;
     llava_projector *pr = NULL;
@@ -200,13 +205,13 @@ START_TEST(test_tower_own_preprocessing)
     float *out = malloc(sizeof(float) * GOLD_TOKENS * GOLD_EMBD);
     llv_err err;
     llv_kernels_force_reference(force_reference);
+    llv_vision_force_reference_attention(force_attention);
     ck_assert_int_eq(llv_vision_forward(v, planar, feat, 2, NULL, &err), LLAVA_OK);
     ck_assert_int_eq(llv_projector_forward(pr, feat, GOLD_TOKENS, out, 2, &err), LLAVA_OK);
     llv_kernels_force_reference(0);
+    llv_vision_force_reference_attention(0);
     float *gold = read_floats(data_path("golden/tiny-dev/shapes336.png.embd.f32"), (size_t)GOLD_TOKENS * GOLD_EMBD);
-    double rel = rel_error(out, gold, (size_t)GOLD_TOKENS * GOLD_EMBD,
-                           force_reference ? "shapes336 own decode, reference kernels"
-                                           : "shapes336 own decode, fast kernels");
+    double rel = rel_error(out, gold, (size_t)GOLD_TOKENS * GOLD_EMBD, labels[_i]);
     ck_assert_double_le(rel, TOL_REL);
     free(gold);
     free(out);
@@ -880,7 +885,7 @@ static Suite *vision_suite(void)
     TCase *tc = tcase_create("golden");
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, test_golden_public, 0, 2);
-    tcase_add_loop_test(tc, test_tower_own_preprocessing, 0, 2);
+    tcase_add_loop_test(tc, test_tower_own_preprocessing, 0, 3);
     tcase_add_test(tc, test_feature_layer);
     tcase_add_loop_test(tc, test_linear_projector, 0, 2);
     suite_add_tcase(s, tc);

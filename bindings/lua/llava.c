@@ -22,6 +22,9 @@
  * Deliberately unbound functions of llava.h (read by bindings/check_bound.py):
  *   UNBOUND: (none)
  */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#  define _GNU_SOURCE /* dladdr, RTLD_NODELETE */
+#endif
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -32,6 +35,10 @@
 #include <lua.h>
 
 #include "llava.h"
+
+#if defined(__linux__)
+#  include <dlfcn.h>
+#endif
 
 /* ---------------------------------------------------------------------- */
 /* Lua 5.1 / LuaJIT compatibility                                          */
@@ -1543,9 +1550,24 @@ static void set_int_field(lua_State *L, const char *name, int value)
     lua_setfield(L, -2, name);
 }
 
+/* Lua 5.4 dlcloses C modules when the state closes, which unloads libllava
+ * and libgomp while libgomp's idle worker threads still run: a crash at exit
+ * (seen in about 1 of 3 runs of examples/lua/npc_vision.lua). Pin this module
+ * (and so its dependencies) for the life of the process. */
+static void pin_module(void)
+{
+#if defined(__linux__) && defined(RTLD_NODELETE)
+    Dl_info info;
+    if (dladdr((void *)pin_module, &info) && info.dli_fname)
+        (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+#endif
+}
+
 LUALIB_API int luaopen_llava(lua_State *L);
 LUALIB_API int luaopen_llava(lua_State *L)
 {
+    pin_module();
+
     /* weak-valued map for the callback thunks */
     lua_newtable(L);
     lua_newtable(L);

@@ -343,6 +343,27 @@ test("collectgarbage loop: no growth", function()
   assert(rss1 - rss0 < 4096, "RSS grew by " .. (rss1 - rss0) .. " KB")
 end)
 
+test("examples/lua/npc_vision.lua answers with the golden ids", function()
+  local g = golden()
+  need("load_lm", llava.load_lm(lm_path()))
+  local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
+  local src = os.getenv("LLAVA_SRCDIR") or (here .. "/../..")
+  local example = src .. "/examples/lua/npc_vision.lua"
+  read_file(example)
+  local interp = arg and arg[-1] or "lua"
+  local cmd = string.format("%s %s --image %s --question 'What is in the picture?' --max-tokens 32 " ..
+    "--steps 3 --threads 2 --ids 2>&1", interp, example, DATA .. "/images/shapes336.png")
+  local p = assert(io.popen(cmd))
+  local out = p:read("*a")
+  p:close()
+  local ids_line = out:match("ids: ([%d,]*)")
+  assert(ids_line, "no ids line in the output:\n" .. out)
+  local ids = {}
+  for v in ids_line:gmatch("%d+") do ids[#ids + 1] = tonumber(v) end
+  list_eq(ids, g["chat_greedy32[shapes336.png]"], "npc ids")
+  assert(out:find("%[tick  11%] NPC:"), "the answer streams over several ticks")
+end)
+
 print(string.format("%s: %d passed, %d failed, %d skipped", _VERSION .. (jit and (" " .. jit.version) or ""),
   passed, failed, skipped))
 os.exit(failed == 0 and 0 or 1)
