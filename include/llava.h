@@ -160,7 +160,7 @@ enum llava_param {
     LLAVA_PARAM_PRESENCE_PENALTY  = 208, /* float, 0.0 disables (default 0.0) */
     /* --- images --- */
     LLAVA_PARAM_IMAGE_MAX_PIXELS  = 300, /* int, largest width*height accepted, checked before decoding (default 2^26) */
-    LLAVA_PARAM_IMAGE_EXIF_ORIENT = 301, /* int 0/1, apply JPEG EXIF orientation (default 0, as the reference) */
+    LLAVA_PARAM_IMAGE_EXIF_ORIENT = 301, /* int 0/1, apply EXIF orientation (JPEG APP1, PNG eXIf) (default 0, as the reference) */
     /* --- chat helper --- */
     LLAVA_PARAM_CHAT_TEMPLATE     = 400, /* int, enum llava_template (default LLAVA_TEMPLATE_AUTO) */
     LLAVA_PARAM_MAX_TOKENS        = 401  /* int, most tokens per reply; 0 = until EOS or the context is full (default 0) */

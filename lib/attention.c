@@ -1,6 +1,14 @@
 /*
  * attention.c - multi-head attention with an online (streaming) softmax.
  *
+ * Two paths with the same math:
+ *  - blocked (4+ query rows: prefill, vision): a work item is QB query rows
+ *    of one head; keys go in chunks of KB, each chunk read once (converted
+ *    to f32 if F16) and used by all QB rows through the packed GEMM
+ *    micro-kernel (S = K Q^T, then O += P V). Scratch per thread is
+ *    O((KB + QB) * head_dim), independent of n_kv.
+ *  - streaming per row (decode, or when scratch cannot be allocated), below.
+ *
  * For one query row q (head_dim) and the keys it may see:
  *   out = sum_j softmax_j(scale * q.k_j) v_j
  * computed chunk by chunk over keys keeping the running max m, the running
@@ -12,9 +20,14 @@
 #include "kernels_impl.h"
 
 #include <math.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define KEY_CHUNK 64      /* scores computed per step */
 #define ACC_SLICE 512     /* head dims accumulated per pass (larger heads take several) */
+#define BLOCKED_MIN_ROWS 4 /* from this many query rows on, use the blocked path */
 
 typedef struct attn_args {
     const llv_kernel_ops *ops;
@@ -79,6 +92,184 @@ static void attend_row(const attn_args *a, const float *q, int kvh, int64_t n_ke
     }
 }
 
+/* ---- blocked path: QB queries of one head against KB-key chunks ---------- */
+
+#define QB 32 /* query rows per work item (multiple of LLV_GEMM_PNR) */
+#define KB 64 /* keys per chunk */
+
+static inline int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+
+/* Floats of one thread's scratch (each part a multiple of 16 floats):
+ * Qp (hd x QB: scale*Q^T in strips of 16 queries), Kc and Vc (KB x hd16:
+ * the chunk as f32 when it cannot be used in place), St (KB x QB), P
+ * (QB x KB), O (QB x hd16), m, l (QB). */
+static size_t blocked_scratch(int hd)
+{
+    int64_t hd16 = round16(hd);
+    return (size_t)(hd * QB + 2 * KB * hd16 + KB * QB + QB * KB + QB * hd16 + 2 * QB);
+}
+
+/* Rows [j0, j0+nk) of the K or V cache for kv head kvh as f32 rows of stride ld (zero padded to ld). */
+static void kv_chunk_f32(const attn_args *a, const void *base, int64_t j0, int nk, int kvh, float *dst, int64_t ld)
+{
+    for (int jj = 0; jj < nk; jj++) {
+        int64_t off = (j0 + jj) * a->kv_stride + (int64_t)kvh * a->head_dim;
+        float *d = dst + jj * ld;
+        if (a->kv_type == LLV_TYPE_F16)
+            a->ops->to_f32(LLV_TYPE_F16, (const uint16_t *)base + off, d, a->head_dim);
+        else
+            memcpy(d, (const float *)base + off, (size_t)a->head_dim * sizeof(float));
+        for (int64_t c = a->head_dim; c < ld; c++)
+            d[c] = 0.0f;
+    }
+}
+
+/* Query rows [i0, i0+qb) of head h against keys [0, lim_i) (lim_i = the
+ * causal prefix of row i, or n_kv). Per KB-key chunk:
+ *   St[j][i] = K_j . (scale*q_i)       packed GEMM, x = K rows, wp = Qp
+ *   online softmax on the rows of P = St^T (masked past lim_i)
+ *   O += P V                           packed GEMM, x = P rows, wp = V rows */
+static void attend_block(const attn_args *a, const float *q, int64_t q_stride, float *out, int64_t out_stride,
+                         int h, int kvh, int64_t i0, int qb, int64_t n_kv, bool causal, int64_t q_pos0,
+                         float *scratch)
+{
+    const llv_kernel_ops *ops = a->ops;
+    const int hd = a->head_dim;
+    const int64_t hd16 = round16(hd);
+    float *Qp = scratch, *Kc = Qp + hd * QB, *Vc = Kc + KB * hd16, *St = Vc + KB * hd16, *P = St + KB * QB;
+    float *O = P + QB * KB, *m = O + QB * hd16, *l = m + QB;
+    const int n_qstrips = (qb + 15) / 16;
+    int64_t lim[QB], n_keys = 0;
+    for (int i = 0; i < qb; i++) {
+        lim[i] = causal ? LLV_MAX(0, LLV_MIN(n_kv, q_pos0 + i0 + i + 1)) : n_kv;
+        n_keys = LLV_MAX(n_keys, lim[i]);
+        m[i] = -INFINITY;
+        l[i] = 0.0f;
+        for (int64_t d = 0; d < hd16; d++)
+            O[i * hd16 + d] = 0.0f;
+    }
+    /* Qp[s][d*16 + ii] = scale * q[i0 + 16s + ii][h*hd + d], zero past qb */
+    for (int s = 0; s < n_qstrips; s++)
+        for (int ii = 0; ii < 16; ii++) {
+            int i = 16 * s + ii;
+            const float *qi = q + (i0 + i) * q_stride + (int64_t)h * hd;
+            for (int d = 0; d < hd; d++)
+                Qp[s * hd * 16 + d * 16 + ii] = i < qb ? a->scale * qi[d] : 0.0f;
+        }
+    /* K and V rows used in place when they are f32 (V also needs 16 | hd so
+     * every 16-wide read stays inside its row). */
+    const bool k_direct = a->kv_type == LLV_TYPE_F32;
+    const bool v_direct = a->kv_type == LLV_TYPE_F32 && hd % 16 == 0;
+    for (int64_t j0 = 0; j0 < n_keys; j0 += KB) {
+        int nk = (int)LLV_MIN(KB, n_keys - j0);
+        const float *kx;
+        int64_t ldk;
+        if (k_direct) {
+            kx = (const float *)a->k + j0 * a->kv_stride + (int64_t)kvh * hd;
+            ldk = a->kv_stride;
+        } else {
+            kv_chunk_f32(a, a->k, j0, nk, kvh, Kc, hd16);
+            kx = Kc;
+            ldk = hd16;
+        }
+        /* St = K Qp */
+        for (int i = 0; i < KB * QB; i++)
+            St[i] = 0.0f;
+        for (int r0 = 0; r0 < nk; r0 += LLV_GEMM_PMR) {
+            int mr = LLV_MIN(LLV_GEMM_PMR, nk - r0);
+            for (int s = 0; s < n_qstrips; s++)
+                ops->gemm_packed(kx + r0 * ldk, ldk, mr, Qp + s * hd * 16, 16, hd, St + r0 * QB + 16 * s, QB,
+                                 LLV_MIN(16, qb - 16 * s));
+        }
+        /* P = St^T with the online softmax update per query row */
+        for (int i = 0; i < qb; i++) {
+            float *pi = P + i * KB;
+            int vis = (int)LLV_MAX(0, LLV_MIN(nk, lim[i] - j0)); /* keys of this chunk row i sees */
+            float cmax = -INFINITY;
+            for (int jj = 0; jj < vis; jj++) {
+                pi[jj] = St[jj * QB + i];
+                if (pi[jj] > cmax) cmax = pi[jj];
+            }
+            for (int jj = vis; jj < nk; jj++)
+                pi[jj] = 0.0f;
+            if (vis == 0 || cmax == -INFINITY) {
+                for (int jj = 0; jj < vis; jj++)
+                    pi[jj] = 0.0f;
+                continue;
+            }
+            if (cmax > m[i]) {
+                float corr = expf(m[i] - cmax); /* 0 when m was -inf */
+                l[i] *= corr;
+                ops->scale_f32(O + i * hd16, corr, hd16);
+                m[i] = cmax;
+            }
+            for (int jj = 0; jj < vis; jj++)
+                pi[jj] -= m[i];
+            ops->exp_f32(pi, vis);
+            for (int jj = 0; jj < vis; jj++)
+                l[i] += pi[jj];
+        }
+        /* O += P V */
+        const float *vw;
+        int64_t ldv;
+        if (v_direct) {
+            vw = (const float *)a->v + j0 * a->kv_stride + (int64_t)kvh * hd;
+            ldv = a->kv_stride;
+        } else {
+            kv_chunk_f32(a, a->v, j0, nk, kvh, Vc, hd16);
+            vw = Vc;
+            ldv = hd16;
+        }
+        for (int r0 = 0; r0 < qb; r0 += LLV_GEMM_PMR) {
+            int mr = LLV_MIN(LLV_GEMM_PMR, qb - r0);
+            for (int t = 0; t < hd16 / 16; t++)
+                ops->gemm_packed(P + r0 * KB, KB, mr, vw + 16 * t, ldv, nk, O + r0 * hd16 + 16 * t, hd16,
+                                 LLV_MIN(16, hd - 16 * t));
+        }
+    }
+    for (int i = 0; i < qb; i++) {
+        float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
+        float *oi = out + (i0 + i) * out_stride + (int64_t)h * hd;
+        for (int d = 0; d < hd; d++)
+            oi[d] = O[i * hd16 + d] * inv;
+    }
+}
+
+/* Returns false if the scratch cannot be allocated (caller streams instead). */
+static bool attention_blocked(const attn_args *a, float *out, int64_t out_stride, const float *q, int64_t q_stride,
+                              int64_t n_q, int64_t n_kv, int n_head, int group, bool causal, int64_t q_pos0,
+                              int n_threads)
+{
+    const int64_t n_qb = (n_q + QB - 1) / QB, n_items = n_qb * n_head;
+    if (n_threads > n_items)
+        n_threads = (int)n_items;
+    size_t per = blocked_scratch(a->head_dim), total;
+    if (llv_mul3_overflow(per, (size_t)n_threads, sizeof(float), &total))
+        return false;
+    float *scratch = llv_malloc_aligned(total);
+    if (!scratch)
+        return false;
+    LLV_OMP(parallel num_threads(n_threads))
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        LLV_OMP(for schedule(dynamic, 1))
+        for (int64_t it = 0; it < n_items; it++) {
+            /* late query blocks first: under a causal mask they are the longest */
+            int64_t b = n_qb - 1 - it / n_head;
+            int h = (int)(it % n_head);
+            int64_t i0 = b * QB;
+            int qb = (int)LLV_MIN(QB, n_q - i0);
+            attend_block(a, q, q_stride, out, out_stride, h, h / group, i0, qb, n_kv, causal, q_pos0,
+                         scratch + (size_t)tid * per);
+        }
+    }
+    llv_free_aligned(scratch);
+    return true;
+}
+
 void llv_attention(float *out, int64_t out_stride, const float *q, int64_t q_stride, int64_t n_q,
                    const void *k, const void *v, int kv_type, int64_t kv_stride, int64_t n_kv,
                    int n_head, int n_head_kv, int head_dim, float scale, bool causal, int64_t q_pos0,
@@ -89,6 +280,11 @@ void llv_attention(float *out, int64_t out_stride, const float *q, int64_t q_str
     const int64_t n_items = n_q * n_head;
     if (n_threads < 1)
         n_threads = 1;
+    /* Several query rows: blocked path (K/V chunks reused across QB rows). */
+    if (n_q >= BLOCKED_MIN_ROWS && n_kv > 0 &&
+        attention_blocked(&a, out, out_stride, q, q_stride, n_q, n_kv, n_head, group > 0 ? group : 1, causal,
+                          q_pos0, n_threads))
+        return;
     LLV_OMP(parallel for schedule(dynamic, 4) num_threads(n_threads))
     for (int64_t it = 0; it < n_items; it++) {
         int64_t i = it / n_head;

@@ -17,7 +17,7 @@ static const llv_kernel_ops *ops_detected;    /* lazily detected, then fixed */
 
 static const llv_kernel_ops *select_ops(void)
 {
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#if LLV_HAVE_X86_SIMD
     __builtin_cpu_init();
     /* AVX-512 would be checked first here once kernels_avx512.c exists. */
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&

@@ -14,7 +14,7 @@
  */
 #include "kernels_impl.h"
 
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#if LLV_HAVE_X86_SIMD
 
 #include <immintrin.h>
 #include <math.h>
@@ -477,17 +477,17 @@ static AVX2 void avx2_to_f32(int type, const void *src, float *dst, int64_t n)
 /* ---- GEMM ------------------------------------------------------------------ */
 
 /* Packed strip: MR rows x 16 outputs in 2*MR accumulators (MR = 6: 12 +
- * 2 weight vectors + 1 broadcast = 15 registers); per k, 2 aligned loads of
- * the packed weights, MR broadcasts of x, 2*MR FMAs. */
-AVX2_INLINE void packed_m16(const float *x, int64_t ldx, const float *wp, int64_t kc, float *y, int64_t ldy,
-                            int nr, const int MR)
+ * 2 weight vectors + 1 broadcast = 15 registers); per k, 2 loads of the
+ * packed weights, MR broadcasts of x, 2*MR FMAs. */
+AVX2_INLINE void packed_m16(const float *x, int64_t ldx, const float *wp, int64_t ldw, int64_t kc, float *y,
+                            int64_t ldy, int nr, const int MR)
 {
     __m256 c0[LLV_GEMM_PMR], c1[LLV_GEMM_PMR];
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++)
         c0[i] = c1[i] = _mm256_setzero_ps();
     for (int64_t k = 0; k < kc; k++) {
-        __m256 w0 = _mm256_load_ps(wp + 16 * k), w1 = _mm256_load_ps(wp + 16 * k + 8);
+        __m256 w0 = _mm256_loadu_ps(wp + ldw * k), w1 = _mm256_loadu_ps(wp + ldw * k + 8);
 #pragma GCC unroll 6
         for (int i = 0; i < MR; i++) {
             __m256 xb = _mm256_broadcast_ss(x + i * ldx + k);
@@ -515,21 +515,21 @@ AVX2_INLINE void packed_m16(const float *x, int64_t ldx, const float *wp, int64_
 }
 
 #define PACKED_FN(M) \
-    static AVX2 void packed_##M(const float *x, int64_t ldx, const float *wp, int64_t kc, float *y, \
-                                int64_t ldy, int nr) \
-    { packed_m16(x, ldx, wp, kc, y, ldy, nr, M); }
+    static AVX2 void packed_##M(const float *x, int64_t ldx, const float *wp, int64_t ldw, int64_t kc, \
+                                float *y, int64_t ldy, int nr) \
+    { packed_m16(x, ldx, wp, ldw, kc, y, ldy, nr, M); }
 PACKED_FN(1) PACKED_FN(2) PACKED_FN(3) PACKED_FN(4) PACKED_FN(5) PACKED_FN(6)
 
-static AVX2 void avx2_gemm_packed(const float *x, int64_t ldx, int mr, const float *wp, int64_t kc, float *y,
-                                  int64_t ldy, int nr)
+static AVX2 void avx2_gemm_packed(const float *x, int64_t ldx, int mr, const float *wp, int64_t ldw, int64_t kc,
+                                  float *y, int64_t ldy, int nr)
 {
     switch (mr) {
-    case 1: packed_1(x, ldx, wp, kc, y, ldy, nr); break;
-    case 2: packed_2(x, ldx, wp, kc, y, ldy, nr); break;
-    case 3: packed_3(x, ldx, wp, kc, y, ldy, nr); break;
-    case 4: packed_4(x, ldx, wp, kc, y, ldy, nr); break;
-    case 5: packed_5(x, ldx, wp, kc, y, ldy, nr); break;
-    case 6: packed_6(x, ldx, wp, kc, y, ldy, nr); break;
+    case 1: packed_1(x, ldx, wp, ldw, kc, y, ldy, nr); break;
+    case 2: packed_2(x, ldx, wp, ldw, kc, y, ldy, nr); break;
+    case 3: packed_3(x, ldx, wp, ldw, kc, y, ldy, nr); break;
+    case 4: packed_4(x, ldx, wp, ldw, kc, y, ldy, nr); break;
+    case 5: packed_5(x, ldx, wp, ldw, kc, y, ldy, nr); break;
+    case 6: packed_6(x, ldx, wp, ldw, kc, y, ldy, nr); break;
     default: break;
     }
 }

@@ -13,7 +13,7 @@
  */
 #include "kernels_impl.h"
 
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#if LLV_HAVE_X86_SIMD
 
 #include <immintrin.h>
 #include <string.h>
@@ -351,5 +351,9 @@ float llv_avx2_dot_q8(int type, const void *w, const void *xq, int64_t n)
     default: return 0.0f;
     }
 }
+
+#else /* not x86: nothing to build (keep the translation unit non-empty) */
+
+typedef int llv_no_avx2_q8;
 
 #endif

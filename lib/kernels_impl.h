@@ -13,6 +13,14 @@
 
 #include "kernels.h"
 
+/* x86 SIMD kernels are compiled in on GCC/Clang x86 unless the build
+ * defines LLV_DISABLE_SIMD (used to test the scalar-only build). */
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(LLV_DISABLE_SIMD)
+#  define LLV_HAVE_X86_SIMD 1
+#else
+#  define LLV_HAVE_X86_SIMD 0
+#endif
+
 /* OpenMP pragmas that vanish without -fopenmp (no unknown-pragma warnings). */
 #define LLV_STR_(...) #__VA_ARGS__
 #ifdef _OPENMP
@@ -40,11 +48,11 @@ typedef struct llv_kernel_ops {
     /* Dequantize n values (a multiple of the block) of a weights-type row. */
     void (*to_f32)(int type, const void *src, float *dst, int64_t n);
     /* Packed GEMM strip (the outer-product form, no horizontal sums):
-     *   y[i*ldy + j] += sum_{k<kc} x[i*ldx + k] * wp[k*LLV_GEMM_PNR + j]
-     * for i < mr <= LLV_GEMM_PMR, j < nr <= LLV_GEMM_PNR; wp is 32-byte
-     * aligned and holds all LLV_GEMM_PNR columns (zero padded). */
-    void (*gemm_packed)(const float *x, int64_t ldx, int mr, const float *wp, int64_t kc, float *y,
-                        int64_t ldy, int nr);
+     *   y[i*ldy + j] += sum_{k<kc} x[i*ldx + k] * wp[k*ldw + j]
+     * for i < mr <= LLV_GEMM_PMR, j < nr <= LLV_GEMM_PNR. Every row of wp
+     * must have LLV_GEMM_PNR readable floats (zero padded past nr). */
+    void (*gemm_packed)(const float *x, int64_t ldx, int mr, const float *wp, int64_t ldw, int64_t kc,
+                        float *y, int64_t ldy, int nr);
     /* exp of n floats in place (vector exp; the reference uses expf). */
     void (*exp_f32)(float *x, int64_t n);
     /* Vector activations (NULL: kernels.c uses its scalar loops). */

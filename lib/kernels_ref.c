@@ -48,14 +48,14 @@ static void ref_scale_f32(float *y, float a, int64_t n)
         y[i] *= a;
 }
 
-static void ref_gemm_packed(const float *x, int64_t ldx, int mr, const float *wp, int64_t kc, float *y,
-                            int64_t ldy, int nr)
+static void ref_gemm_packed(const float *x, int64_t ldx, int mr, const float *wp, int64_t ldw, int64_t kc,
+                            float *y, int64_t ldy, int nr)
 {
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < nr; j++) {
             double s = 0.0;
             for (int64_t k = 0; k < kc; k++)
-                s += (double)x[i * ldx + k] * wp[k * LLV_GEMM_PNR + j];
+                s += (double)x[i * ldx + k] * wp[k * ldw + j];
             y[i * ldy + j] += (float)s;
         }
 }

@@ -196,7 +196,7 @@ static void gemm_panel_packed(const llv_kernel_ops *ops, const llv_weight *w, in
             for (int j0 = 0; j0 < nb; j0 += LLV_GEMM_PNR) {
                 int nr = LLV_MIN(LLV_GEMM_PNR, nb - j0);
                 ops->gemm_packed(x + m0 * n_in + k0, n_in, mr, wp + (size_t)(j0 / LLV_GEMM_PNR) * KC * LLV_GEMM_PNR,
-                                 kc, y + m0 * n_out + o0 + j0, n_out, nr);
+                                 LLV_GEMM_PNR, kc, y + m0 * n_out + o0 + j0, n_out, nr);
             }
         }
     }

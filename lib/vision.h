@@ -58,7 +58,8 @@ typedef struct llv_vision_hparams {
     int     act;           /* enum llv_act */
     /* Hidden-state indices concatenated (along the width) as the output:
      * 0 = encoder input after pre-LN, k = output of block k-1. Without
-     * clip.vision.feature_layer: one entry, n_layer, plus post-LN if stored. */
+     * clip.vision.feature_layer: one entry, n_layer. A stored post-LN is
+     * applied to the last computed state (n_run) only. */
     int32_t n_feature;
     int32_t feature[LLV_VISION_MAX_FEATURES];
     bool    explicit_features; /* came from clip.vision.feature_layer */

@@ -11,7 +11,8 @@
  *
  * Every matrix product runs over all n_pos rows at once (GEMM), attention
  * included (attention_gemm; llv_attention is the reference and the fallback
- * for very long sequences). OpenMP lives in the kernels. Row-wise norms and activations are cheap next to them.
+ * for very long sequences). OpenMP lives in the kernels; the row-wise norms,
+ * softmaxes and activations here are serial and cheap next to the GEMMs.
  */
 #include "vision.h"
 
@@ -214,7 +215,8 @@ int llv_vision_forward(const llava_vision *v, const float *planar, float *featur
     /* 3. pre-LN (optional in the file; CLIP has it). */
     if (v->pre_ln_w)
         layernorm_rows(b.x, b.x, v->pre_ln_w, v->pre_ln_b, hp->n_pos, D, hp->eps);
-    take_features(hp, 0, b.x, features);
+    if (hp->n_run > 0)
+        take_features(hp, 0, b.x, features);
 
     /* 4. blocks */
     for (int32_t il = 0; il < hp->n_run; il++) {
@@ -223,7 +225,7 @@ int llv_vision_forward(const llava_vision *v, const float *planar, float *featur
             goto done;
         }
         run_block(hp, &v->blocks[il], &b, n_threads);
-        if (hp->explicit_features)
+        if (il + 1 < hp->n_run)
             take_features(hp, il + 1, b.x, features);
         if (llv_report_progress(cb, (float)(il + 1) / (float)(hp->n_run + 1))) {
             rc = llv_fail(err, LLAVA_E_ABORTED, "vision: aborted by the progress callback after block %d", il);
@@ -231,13 +233,12 @@ int llv_vision_forward(const llava_vision *v, const float *planar, float *featur
         }
     }
 
-    /* 5. without explicit feature layers: last hidden state, post-LN if the
-     * file has one (absent in LLaVA mmproj files). */
-    if (!hp->explicit_features) {
-        if (v->post_ln_w)
-            layernorm_rows(b.x, b.x, v->post_ln_w, v->post_ln_b, hp->n_pos, D, hp->eps);
-        take_features(hp, hp->n_run, b.x, features);
-    }
+    /* 5. post-LN, if the file has one (absent in LLaVA mmproj files), on the
+     * last computed hidden state only, as RC and the project's reference do;
+     * earlier requested states are taken before it. */
+    if (v->post_ln_w)
+        layernorm_rows(b.x, b.x, v->post_ln_w, v->post_ln_b, hp->n_pos, D, hp->eps);
+    take_features(hp, hp->n_run, b.x, features);
     rc = LLAVA_OK;
 done:
     llv_free_aligned(b.mem);

@@ -137,7 +137,8 @@ START_TEST(test_isa)
     ck_assert_ptr_nonnull(isa);
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") &&
+        llv_kernel_ops_avx2() != NULL) /* NULL in a -DLLV_DISABLE_SIMD build */
         ck_assert_str_eq(isa, "avx2");
 #endif
     llv_kernels_force_reference(1);
@@ -286,18 +287,25 @@ START_TEST(test_microkernels_vs_ref)
         float x[LLV_GEMM_PMR * 80], wp[80 * LLV_GEMM_PNR] __attribute__((aligned(32)));
         fill(x, LLV_GEMM_PMR * 80, 1.0f);
         fill(wp, 80 * LLV_GEMM_PNR, 1.0f);
+        float wp2[80 * 19]; /* unaligned rows of stride 19 */
+        fill(wp2, 80 * 19, 1.0f);
         static const int nrs[] = { 1, 2, 3, 7, 8, 15, 16 };
         for (int mr = 1; mr <= LLV_GEMM_PMR; mr++)
             for (int ni = 0; ni < 7; ni++) {
                 int nr = nrs[ni];
-                float c1[LLV_GEMM_PMR * 17], c2[LLV_GEMM_PMR * 17];
+                float c1[LLV_GEMM_PMR * 17], c2[LLV_GEMM_PMR * 17], c3[LLV_GEMM_PMR * 17], c4[LLV_GEMM_PMR * 17];
                 for (int i = 0; i < LLV_GEMM_PMR * 17; i++)
-                    c1[i] = c2[i] = (float)i;
-                fast->gemm_packed(x, 80, mr, wp, n, c1, 17, nr);
-                ref->gemm_packed(x, 80, mr, wp, n, c2, 17, nr);
+                    c1[i] = c2[i] = c3[i] = c4[i] = (float)i;
+                fast->gemm_packed(x, 80, mr, wp, LLV_GEMM_PNR, n, c1, 17, nr);
+                fast->gemm_packed(x, 80, mr, wp2, 19, n, c3, 17, nr);
+                ref->gemm_packed(x, 80, mr, wp, LLV_GEMM_PNR, n, c2, 17, nr);
+                ref->gemm_packed(x, 80, mr, wp2, 19, n, c4, 17, nr);
                 for (int i = 0; i < LLV_GEMM_PMR * 17; i++)
+                {
                     ck_assert_msg(fabsf(c1[i] - c2[i]) <= 1e-5f * (1 + fabsf(c2[i])) * (1 + n / 16.0f),
                                   "packed %dx%d n %lld: c[%d] %g vs %g", mr, nr, (long long)n, i, c1[i], c2[i]);
+                    ck_assert(fabsf(c3[i] - c4[i]) <= 1e-5f * (1 + fabsf(c4[i])) * (1 + n / 16.0f));
+                }
             }
     }
 }

@@ -313,7 +313,16 @@ static const variant variants[] = {
     { "zero biases", EDIT_ZERO_BIAS, NULL, 0, NULL, {0}, LLAVA_OK, NULL },
     { "Q8_0 layer 0", EDIT_Q8_LAYER0, NULL, 0, NULL, {0}, LLAVA_OK, NULL },
     { "rope linear x2 (old key)", EDIT_F32, "llama.rope.scale_linear", 2.0, NULL, {0}, LLAVA_OK, NULL },
+    { "context_length 100000", EDIT_U32, "llama.context_length", 100000, NULL, {0}, LLAVA_OK, NULL },
 };
+
+static int warnings;
+static void count_warnings(int level, const char *msg, void *ud)
+{
+    (void)msg;
+    (void)ud;
+    warnings += level == 1;
+}
 
 static bool starts_with(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
 
@@ -435,7 +444,7 @@ START_TEST(test_malformed)
         printf("variant %-28s logits rel err vs golden %.3g\n", v->what, e);
         if (v->kind == EDIT_Q8_LAYER0)
             ck_assert_msg(e < 5e-2, "rel err %g", e);
-        else if (!(v->kind == EDIT_DROP || v->kind == EDIT_F32))
+        else if (!(v->kind == EDIT_DROP || v->kind == EDIT_F32 || v->kind == EDIT_U32))
             ck_assert_msg(e < 1e-4, "rel err %g", e);
         else
             for (int i = 0; i < NV; i++)
@@ -444,6 +453,18 @@ START_TEST(test_malformed)
             ck_assert(lm->hp.rope_freq_scale == 0.5f);
         if (v->kind == EDIT_DROP)
             ck_assert_ptr_eq(lm->output.data, lm->tok_embd.data);
+        if (v->kind == EDIT_U32) { /* the long context: N_CTX = 0 is capped, with a warning */
+            llava_params *lp = llava_new_params();
+            llava_set_log_callback(lp, count_warnings, NULL);
+            llava_session *ls = NULL;
+            warnings = 0;
+            ck_assert_int_eq(llava_new_session(lm, lp, &ls, NULL, 0), LLAVA_OK);
+            ck_assert_int_eq(llava_session_n_ctx(ls), LLV_LM_DEFAULT_CTX_CAP);
+            ck_assert_int_eq(llava_lm_n_ctx_train(lm), 100000);
+            ck_assert_int_eq(warnings, 1);
+            llava_free_session(ls);
+            llava_free_params(lp);
+        }
         llava_free_session(s);
         llava_free_params(p);
         llava_free_lm(lm);
@@ -509,6 +530,65 @@ START_TEST(test_load_progress)
 }
 END_TEST
 
+/* ---- allocation failures ---------------------------------------------------- */
+
+void llv_alloc_fail_inject(long n); /* error.c, test hook */
+
+/* Load, make a session, evaluate, sample, save and restore, with the n-th
+ * allocation failing: every step either works or reports LLAVA_E_NOMEM, and
+ * nothing leaks (checked by the ASan build). Returns true if all steps
+ * succeeded (n was past the last allocation). */
+static bool alloc_scenario(long n)
+{
+    const int32_t toks[3] = { 1, 450, 7483 };
+    llava_lm *lm = NULL;
+    llava_session *s = NULL, *t = NULL;
+    void *state = NULL;
+    bool ok = false;
+    llv_alloc_fail_inject(n);
+    int rc = llava_load_lm(tu_golden("model-lm.gguf"), NULL, &lm, NULL, 0);
+    if (rc == LLAVA_OK)
+        rc = llava_new_session(lm, NULL, &s, NULL, 0);
+    if (rc == LLAVA_OK)
+        rc = llava_eval_tokens(s, toks, 3);
+    int32_t tok;
+    if (rc == LLAVA_OK)
+        rc = llava_sample(s, &tok);
+    size_t size = 0;
+    if (rc == LLAVA_OK) {
+        llava_session_save(s, NULL, 0, &size);
+        state = malloc(size);
+        rc = llava_session_save(s, state, size, &size);
+    }
+    if (rc == LLAVA_OK)
+        rc = llava_new_session(lm, NULL, &t, NULL, 0);
+    if (rc == LLAVA_OK)
+        rc = llava_session_load(t, state, size);
+    llv_alloc_fail_inject(-1);
+    ck_assert_msg(rc == LLAVA_OK || rc == LLAVA_E_NOMEM, "allocation %ld: status %d", n, rc);
+    if (rc == LLAVA_OK) {
+        ok = true;
+        ck_assert_int_eq(llava_session_position(t), 3);
+    }
+    free(state);
+    llava_free_session(s);
+    llava_free_session(t);
+    llava_free_lm(lm);
+    return ok;
+}
+
+START_TEST(test_alloc_failures)
+{
+    long n, tried = 0;
+    /* every early allocation, then a sample of the later (vocabulary) ones */
+    for (n = 0; n < 100000; n += n < 300 ? 1 : 211, tried++)
+        if (alloc_scenario(n))
+            break;
+    printf("allocation failure injection: %ld points tried, all clean; %ld+ allocations\n", tried, n);
+    ck_assert_int_gt(n, 10);
+}
+END_TEST
+
 int main(void)
 {
     if (!tu_have_golden()) {
@@ -530,6 +610,7 @@ int main(void)
     tcase_add_loop_test(tm, test_malformed, 0, (int)(sizeof variants / sizeof variants[0]));
     tcase_add_test(tm, test_load_errors);
     tcase_add_test(tm, test_load_progress);
+    tcase_add_test(tm, test_alloc_failures);
     suite_add_tcase(su, tm);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);

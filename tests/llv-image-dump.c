@@ -2,12 +2,14 @@
  * llv-image-dump - test helper: decode an image with libllava and write
  * raw bytes so a Python test can compare them with Pillow.
  *
- *   llv-image-dump [--exif] [--max-pixels N] [--preprocess N] [--reference] IN OUT
+ *   llv-image-dump [--exif] [--max-pixels N] [--preprocess N [--normalize]] [--reference] IN OUT
  *
  * Writes the decoded RGB bytes (width*height*3) to OUT, or with
  * --preprocess N the pad-to-square (122,116,104) + bicubic N x N bytes
  * (--reference: through the plain materialised-square resize instead of
- * the fast path). Prints "WIDTH HEIGHT" of the decoded image on stdout.
+ * the fast path); --normalize then writes llv_normalize_planar's float32
+ * planes [3][N][N] with CLIP's mean/std instead. Prints "WIDTH HEIGHT" of
+ * the decoded image on stdout.
  * Exit status: 0 ok, 1 library error (message on stderr), 2 usage.
  */
 #include <stdio.h>
@@ -19,7 +21,7 @@
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: llv-image-dump [--exif] [--max-pixels N] [--preprocess N] [--reference] IN OUT\n");
+    fprintf(stderr, "usage: llv-image-dump [--exif] [--max-pixels N] [--preprocess N [--normalize]] [--reference] IN OUT\n");
     return 2;
 }
 
@@ -44,7 +46,7 @@ static int reference_pad_resize(const uint8_t *rgb, int w, int h, const uint8_t 
 
 int main(int argc, char **argv)
 {
-    int exif = 0, reference = 0;
+    int exif = 0, reference = 0, normalize = 0;
     long long max_pixels = -1, pre = 0;
     int i = 1;
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
@@ -52,6 +54,8 @@ int main(int argc, char **argv)
             exif = 1;
         else if (!strcmp(argv[i], "--reference"))
             reference = 1;
+        else if (!strcmp(argv[i], "--normalize"))
+            normalize = 1;
         else if (!strcmp(argv[i], "--max-pixels") && i + 1 < argc)
             max_pixels = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--preprocess") && i + 1 < argc)
@@ -59,7 +63,7 @@ int main(int argc, char **argv)
         else
             return usage();
     }
-    if (argc - i != 2 || pre < 0 || pre > 4096)
+    if (argc - i != 2 || pre < 0 || pre > 4096 || (normalize && !pre))
         return usage();
     const char *in = argv[i], *outp = argv[i + 1];
 
@@ -97,6 +101,19 @@ int main(int argc, char **argv)
             return 1;
         }
         rgb = buf;
+        if (normalize) {
+            /* CLIP's image_mean / image_std (the values in LLaVA mmproj files). */
+            static const float mean[3] = { 0.48145466f, 0.4578275f, 0.40821073f };
+            static const float std[3] = { 0.26862954f, 0.26130258f, 0.27577711f };
+            float *planes = malloc(n * sizeof(float));
+            if (!planes)
+                return 1;
+            llv_normalize_planar(buf, (int32_t)pre, mean, std, planes);
+            free(buf);
+            buf = (uint8_t *)planes;
+            rgb = buf;
+            n *= sizeof(float);
+        }
     }
     FILE *f = fopen(outp, "wb");
     if (!f || fwrite(rgb, 1, n, f) != n || fclose(f) != 0) {

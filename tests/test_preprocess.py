@@ -34,6 +34,8 @@ warnings.filterwarnings("ignore")  # Pillow's palette-transparency hint
 BICUBIC = getattr(Image, "Resampling", Image).BICUBIC
 PAD = (122, 116, 104)
 SIDE = 336
+CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
+CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
 
 builddir = os.environ.get("LLAVA_BUILDDIR", ".")
 datadir = os.environ.get("LLAVA_TEST_DATA", "")
@@ -101,7 +103,7 @@ def count_diff(a, b):
     return int(np.count_nonzero(a != b))
 
 
-def check_image(path, label, exif=False, preprocess=True, sizes=(SIDE,)):
+def check_image(path, label, exif=False, preprocess=True, sizes=(SIDE,), normalize=False):
     ref = pillow_decode(path, exif)
     opts = ["--exif"] if exif else []
     got, err = run_dump(path, *opts)
@@ -128,6 +130,20 @@ def check_image(path, label, exif=False, preprocess=True, sizes=(SIDE,)):
             checked["preprocess"] += 1
             if nd != 0:
                 failures.append(f"{label}: preprocess {n}{' (reference path)' if mode else ''}: {nd} differing bytes")
+    if normalize:
+        # llv_normalize_planar: (float)v / 255.0f, then (x - mean) / std, in
+        # float32 (numpy's float32 ops round the same way), planar [3][n][n].
+        got, err = run_dump(path, *opts, "--preprocess", str(SIDE), "--normalize")
+        if got is None:
+            failures.append(f"{label}: normalize failed: {err}")
+        else:
+            want = np.asarray(clip_resize_crop(square, SIDE)).astype(np.float32) / np.float32(255.0)
+            want = ((want - CLIP_MEAN) / CLIP_STD).transpose(2, 0, 1).reshape(-1)
+            gotf = got[2].view(np.float32)
+            nd = int(np.count_nonzero(gotf != want)) if gotf.size == want.size else -1
+            checked["normalize"] = checked.get("normalize", 0) + 1
+            if nd != 0:
+                failures.append(f"{label}: normalize: {nd} differing floats")
     print(f"ok {label} ({w}x{h})")
 
 
@@ -215,7 +231,7 @@ def main():
     for name in ("test-1.jpeg", "shapes336.png"):
         p = os.path.join(datadir, "images", name)
         if os.path.exists(p):
-            check_image(p, "shared " + name, sizes=(SIDE, 224))
+            check_image(p, "shared " + name, sizes=(SIDE, 224), normalize=True)
         else:
             failures.append(f"missing shared image {p}")
 
@@ -225,7 +241,7 @@ def main():
         rgb = picture(w, h)
         p = path(f"rgb_{w}x{h}.png")
         Image.fromarray(rgb, "RGB").save(p)
-        check_image(p, f"png rgb {w}x{h}")
+        check_image(p, f"png rgb {w}x{h}", normalize=(w, h) == (641, 479))
         p = path(f"rgb_{w}x{h}.jpeg")
         Image.fromarray(rgb, "RGB").save(p, quality=90)
         check_image(p, f"jpeg 4:2:0 {w}x{h}")

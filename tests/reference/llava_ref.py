@@ -88,6 +88,11 @@ class LlamaRef:
         self.tied = self.output is None
         if self.tied:
             self.output = self.tok_embd
+        self.output_type = r.tensors["output.weight" if not self.tied else "token_embd.weight"].type
+        # act_quant: round the activation rows of quantized-weight products through the partner
+        # format (Q8_0 or Q8_K, spec 2.1) as llama.cpp does, for products with at most
+        # act_quant_rows rows (0 = never). The weights stay exactly dequantized.
+        self.act_quant_rows = 0
         self.output_norm = _t(r, "output_norm.weight", dtype)
         rf = _opt(r, "rope_freqs.weight", torch.float64)
         self.layers = []
@@ -98,6 +103,8 @@ class LlamaRef:
                   "ffn_gate", "ffn_up", "ffn_down")}
             for n in ("attn_q", "attn_k", "attn_v", "attn_output"):
                 L[n + ".bias"] = _opt(r, p + n + ".bias", dtype)
+            for n in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"):
+                L[n + ".type"] = r.tensors[p + n + ".weight"].type
             self.layers.append(L)
         # theta_i = pos * freq_scale * base^(-2i/n_rot) [/ rope_freqs_i]; computed in float64.
         i = torch.arange(self.n_rot // 2, dtype=torch.float64)
@@ -136,9 +143,9 @@ class LlamaRef:
         group = H // Hk
         for li, L in enumerate(self.layers):
             h = self._rmsnorm(x, L["attn_norm"])
-            q = F.linear(h, L["attn_q"], L["attn_q.bias"]).view(T, H, hd)
-            k = F.linear(h, L["attn_k"], L["attn_k.bias"]).view(T, Hk, hd)
-            v = F.linear(h, L["attn_v"], L["attn_v.bias"]).view(T, Hk, hd)
+            q = self._lin(h, L, "attn_q").view(T, H, hd)
+            k = self._lin(h, L, "attn_k").view(T, Hk, hd)
+            v = self._lin(h, L, "attn_v").view(T, Hk, hd)
             q, k = self._rope(q, pos), self._rope(k, pos)
             if cache["k"][li] is not None:
                 k = torch.cat([cache["k"][li], k], 0)
@@ -151,15 +158,27 @@ class LlamaRef:
             mask = torch.arange(S)[None, :] > pos[:, None]                   # key pos > query pos
             att = att.masked_fill(mask[None], float("-inf")).softmax(-1)
             a = torch.einsum("hts,shd->thd", att, vv).reshape(T, H * hd)
-            x = x + F.linear(a, L["attn_output"], L["attn_output.bias"])
+            x = x + self._lin(a, L, "attn_output")
             h = self._rmsnorm(x, L["ffn_norm"])
-            x = x + F.linear(F.silu(F.linear(h, L["ffn_gate"])) * F.linear(h, L["ffn_up"]), L["ffn_down"])
+            x = x + self._lin(F.silu(self._lin(h, L, "ffn_gate")) * self._lin(h, L, "ffn_up"), L, "ffn_down")
         cache["n"] = n0 + T
         return x
 
     def logits(self, hidden):
         """hidden [T, E] -> logits [T, V]"""
-        return F.linear(self._rmsnorm(hidden, self.output_norm), self.output)
+        h = self._rmsnorm(hidden, self.output_norm)
+        return F.linear(self._act_quant(h, self.output_type), self.output)
+
+    def _lin(self, h, L, name):
+        return F.linear(self._act_quant(h, L[name + ".type"]), L[name], L.get(name + ".bias"))
+
+    def _act_quant(self, h, wtype):
+        if not self.act_quant_rows or h.shape[0] > self.act_quant_rows:
+            return h
+        partner = ACT_PARTNER.get(wtype)
+        if partner is None:
+            return h
+        return quant_dequant_q8(h, partner).to(h.dtype)
 
     def greedy(self, prompt_embd, n, stop_eos=False):
         """prompt_embd [T, E]; returns (ids, logits list of each generated step)."""
@@ -175,6 +194,39 @@ class LlamaRef:
                 break
             lg = self.logits(self.forward(self.embed([t]), cache))[0]
         return ids, all_logits
+
+
+# Activation partner formats of the quantized weight types (spec 2.1). Q4_1/Q5_1 pair with Q8_1,
+# whose values are those of Q8_0 (only its extra sum field differs).
+ACT_PARTNER = {gguf.Q4_0: gguf.Q8_0, gguf.Q4_1: gguf.Q8_0, gguf.Q5_0: gguf.Q8_0, gguf.Q5_1: gguf.Q8_0,
+               gguf.Q8_0: gguf.Q8_0, gguf.Q2_K: gguf.Q8_K, gguf.Q3_K: gguf.Q8_K, gguf.Q4_K: gguf.Q8_K,
+               gguf.Q5_K: gguf.Q8_K, gguf.Q6_K: gguf.Q8_K}
+
+
+def quant_dequant_q8(x, t):
+    """Round rows of x through Q8_0 (blocks of 32: d = amax/127, q = roundf(x/d) with ties away
+    from zero, value q*fp16(d)) or Q8_K (blocks of 256: max = the element of largest |x|,
+    iscale = -127/max, q = min(127, round-half-even(iscale*x)), value q/iscale), in float32
+    arithmetic as the C reference quantizers (spec 2.1). Returns float64."""
+    T, n = x.shape
+    blk = 32 if t == gguf.Q8_0 else 256
+    xb = x.to(torch.float32).reshape(T, n // blk, blk)
+    if t == gguf.Q8_0:
+        amax = xb.abs().amax(-1, keepdim=True)
+        d = amax / 127.0
+        inv = torch.where(d > 0, 1.0 / d, torch.zeros_like(d))
+        v = (xb * inv).to(torch.float64)
+        q = (torch.sign(v) * torch.floor(v.abs() + 0.5)).clamp(-127, 127)
+        out = q * d.to(torch.float16).to(torch.float64)
+    else:
+        idx = xb.abs().argmax(-1, keepdim=True)          # first of equal maxima
+        mx = torch.gather(xb, -1, idx)
+        safe = torch.where(mx != 0, mx, torch.ones_like(mx))
+        iscale = torch.tensor(-127.0, dtype=torch.float32) / safe
+        q = torch.round((iscale * xb).to(torch.float64)).clamp(max=127)
+        d = (1.0 / iscale).to(torch.float64)
+        out = torch.where(mx != 0, q * d, torch.zeros_like(q))
+    return out.reshape(T, n)
 
 
 # =====================================================================
