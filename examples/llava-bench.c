@@ -1,7 +1,7 @@
 /*
  * llava-bench - performance probes for libllava.
  *
- *   llava-bench kernels [--threads N] [--quick]
+ *   llava-bench kernels [--threads N] [--quick] [--cpu-time]
  *       machine probes (peak FMA GFLOP/s, STREAM-like memory bandwidth), then
  *       GEMV (1 row) and GEMM (512 rows) GFLOP/s and GB/s per weight type at
  *       LLaVA shapes, each as a fraction of the matching probe.
@@ -21,10 +21,15 @@
 #include "kernels.h"
 #include "quant.h"
 
+/* --cpu-time: time with the process CPU clock instead of the wall clock
+ * (single thread only), so that figures on a shared, oversubscribed machine
+ * measure the code rather than the scheduler. */
+static int use_cpu_time;
+
 static double now_s(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(use_cpu_time ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -173,15 +178,19 @@ static void *make_weights(int type, int64_t n_in, int64_t n_out, size_t *bytes)
     return data;
 }
 
-/* Best time of reps runs (after one warm-up). */
-static double time_matmul(const llv_weight *w, const float *x, int64_t rows, float *y, int nt, int reps)
+/* Best time over at least min_reps runs (after one warm-up), repeating
+ * until min_total seconds have passed (up to 200 runs): on a shared machine
+ * the minimum is the figure least disturbed by other processes. */
+static double time_matmul(const llv_weight *w, const float *x, int64_t rows, float *y, int nt, int min_reps,
+                          double min_total)
 {
     llv_matmul(w, x, rows, y, NULL, nt);
-    double best = 1e30;
-    for (int r = 0; r < reps; r++) {
+    double best = 1e30, total = 0;
+    for (int r = 0; r < 200 && (r < min_reps || total < min_total); r++) {
         double t0 = now_s();
         llv_matmul(w, x, rows, y, NULL, nt);
         double t = now_s() - t0;
+        total += t;
         if (t < best) best = t;
     }
     return best;
@@ -195,14 +204,16 @@ static int cmd_kernels(int argc, char **argv)
             nt = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick"))
             quick = 1;
+        else if (!strcmp(argv[i], "--cpu-time"))
+            use_cpu_time = 1;
         else {
-            fprintf(stderr, "usage: llava-bench kernels [--threads N] [--quick]\n");
+            fprintf(stderr, "usage: llava-bench kernels [--threads N] [--quick] [--cpu-time]\n");
             return 2;
         }
     }
-    if (nt < 1) nt = 1;
-    printf("llava-bench kernels: isa %s, %d thread(s)%s\n", llv_kernels_isa(), nt,
-           have_avx2_fma() ? "" : " (no AVX2+FMA: FMA probe is scalar)");
+    if (nt < 1 || use_cpu_time) nt = 1;
+    printf("llava-bench kernels: isa %s, %d thread(s), %s time%s\n", llv_kernels_isa(), nt,
+           use_cpu_time ? "CPU" : "wall", have_avx2_fma() ? "" : " (no AVX2+FMA: FMA probe is scalar)");
 
     double peak = probe_fma(nt), copy_gbs, triad_gbs;
     probe_bandwidth(nt, &copy_gbs, &triad_gbs);
@@ -235,8 +246,8 @@ static int cmd_kernels(int argc, char **argv)
                 continue;
             }
             double flop1 = 2.0 * (double)w.n_in * (double)w.n_out;
-            double tv = time_matmul(&w, x, 1, y, nt, quick ? 5 : 20);
-            double tm = time_matmul(&w, x, gemm_rows, y, nt, quick ? 1 : 2);
+            double tv = time_matmul(&w, x, 1, y, nt, 5, quick ? 0.05 : 0.3);
+            double tm = time_matmul(&w, x, gemm_rows, y, nt, quick ? 1 : 2, 0.0);
             double gbs = (double)bytes / tv * 1e-9, gfv = flop1 / tv * 1e-9;
             double gfm = flop1 * (double)gemm_rows / tm * 1e-9;
             printf("%-5s %5lldx%-6lld | %9.3f %7.1f %6.0f%% %6.1f | %9.1f %7.1f %5.0f%%\n", llv_type_name(types[t]),

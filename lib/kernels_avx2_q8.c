@@ -94,24 +94,40 @@ AVX2_INLINE int bsum(const uint8_t *x, int g)
     return v;
 }
 
-AVX2_INLINE void k4_scale_min(const uint8_t *S, int j, int *sc, int *m)
+/* The eight 6-bit scales (bytes 0-7) and mins (bytes 8-15) of a Q4_K/Q5_K
+ * block from its 12 packed bytes (get_scale_min_k4 for all j at once,
+ * with 32-bit masks). */
+AVX2_INLINE void k4_unpack_scales(const uint8_t *S, uint8_t out[16])
 {
-    if (j < 4) {
-        *sc = S[j] & 63;
-        *m = S[j + 4] & 63;
-    } else {
-        *sc = (S[j + 4] & 15) | ((S[j - 4] >> 6) << 4);
-        *m = (S[j + 4] >> 4) | ((S[j] >> 6) << 4);
-    }
+    uint32_t u[3], r[4];
+    memcpy(u, S, 12);
+    r[0] = u[0] & 0x3f3f3f3fu;                                         /* sc 0-3 */
+    r[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);  /* sc 4-7 */
+    r[2] = u[1] & 0x3f3f3f3fu;                                         /* m 0-3 */
+    r[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4); /* m 4-7 */
+    memcpy(out, r, 16);
 }
 
-/* Q4_K (qh NULL) / Q5_K super-block vs Q8_K: d*d8*sum_s sc_s*sum(q*q8) - dmin*d8*sum_s m_s*bsums_s. */
-AVX2_INLINE float dot_k45_block(const uint8_t *w, const uint8_t *qh, const uint8_t *qs, const uint8_t *x)
+/* sum_s m_s * (bsums[2s] + bsums[2s+1]) for the eight mins at m8. */
+AVX2_INLINE int k4_min_dot(const uint8_t *m8, const uint8_t *x)
+{
+    __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)m8));
+    __m128i b0 = _mm_loadu_si128((const __m128i *)(x + 260)), b1 = _mm_loadu_si128((const __m128i *)(x + 276));
+    __m128i pairs = _mm_hadd_epi16(b0, b1); /* |b| <= 16*127, pair sums fit int16 */
+    __m128i p = _mm_madd_epi16(mins, pairs);
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4E));
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xB1));
+    return _mm_cvtsi128_si32(p);
+}
+
+/* Q4_K (qh NULL) / Q5_K vs Q8_K: d*d8*sum_s sc_s*sum(q*q8) - dmin*d8*sum_s m_s*bsums_s.
+ * The integer part accumulates in 8 lanes and is scaled into acc. */
+AVX2_INLINE __m256 dot_k45_block(const uint8_t *w, const uint8_t *qh, const uint8_t *qs, const uint8_t *x,
+                                 __m256 acc, float *min_acc)
 {
     const uint8_t *xq = x + 4;
-    int sc[8], m[8];
-    for (int s = 0; s < 8; s++)
-        k4_scale_min(w + 4, s, &sc[s], &m[s]);
+    uint8_t sm[16];
+    k4_unpack_scales(w + 4, sm);
     __m256i isum = _mm256_setzero_si256();
     const __m256i m4 = _mm256_set1_epi8(15);
     __m256i hbits = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
@@ -129,36 +145,36 @@ AVX2_INLINE float dot_k45_block(const uint8_t *w, const uint8_t *qh, const uint8
         }
         __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(xq + 64 * c)));
         __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xq + 64 * c + 32)));
-        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p_lo, _mm256_set1_epi16((short)sc[2 * c])));
-        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p_hi, _mm256_set1_epi16((short)sc[2 * c + 1])));
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p_lo, _mm256_set1_epi16((short)sm[2 * c])));
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p_hi, _mm256_set1_epi16((short)sm[2 * c + 1])));
     }
-    int msum = 0;
-    for (int s = 0; s < 8; s++)
-        msum += m[s] * (bsum(x, 2 * s) + bsum(x, 2 * s + 1));
     float d8 = q8k_d(x);
-    return h2f(w) * d8 * (float)hsum_i32(isum) - h2f(w + 2) * d8 * (float)msum;
+    *min_acc += h2f(w + 2) * d8 * (float)k4_min_dot(sm + 8, x);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(h2f(w) * d8), acc);
 }
 
 static AVX2 float dot_q4_k_q8_k(const uint8_t *w, const uint8_t *x, int64_t nb)
 {
-    float acc = 0.0f;
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
     for (int64_t i = 0; i < nb; i++, w += 144, x += 292)
-        acc += dot_k45_block(w, NULL, w + 16, x);
-    return acc;
+        acc = dot_k45_block(w, NULL, w + 16, x, acc, &mins);
+    return hsum(acc) - mins;
 }
 
 static AVX2 float dot_q5_k_q8_k(const uint8_t *w, const uint8_t *x, int64_t nb)
 {
-    float acc = 0.0f;
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
     for (int64_t i = 0; i < nb; i++, w += 176, x += 292)
-        acc += dot_k45_block(w, w + 16, w + 48, x);
-    return acc;
+        acc = dot_k45_block(w, w + 16, w + 48, x, acc, &mins);
+    return hsum(acc) - mins;
 }
 
 /* Q6_K vs Q8_K: codes u = q+32 in 0..63; sum (u-32)*q8 = sum u*q8 - 32*bsum. */
 static AVX2 float dot_q6_k_q8_k(const uint8_t *w, const uint8_t *x, int64_t nb)
 {
-    float acc = 0.0f;
+    __m256 acc = _mm256_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
     for (int64_t i = 0; i < nb; i++, w += 210, x += 292) {
         const uint8_t *ql = w, *qh = w + 128, *xq = x + 4;
@@ -180,12 +196,13 @@ static AVX2 float dot_q6_k_q8_k(const uint8_t *w, const uint8_t *x, int64_t nb)
                 isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, sc));
             }
         }
-        int off = 0;
-        for (int gi = 0; gi < 16; gi++)
-            off += scales[gi] * bsum(x, gi);
-        acc += h2f(w + 208) * q8k_d(x) * (float)(hsum_i32(isum) - 32 * off);
+        /* 32 * sum_g scale_g * bsum_g, in the same lanes */
+        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)scales));
+        __m256i bs = _mm256_loadu_si256((const __m256i *)(x + 260));
+        isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(h2f(w + 208) * q8k_d(x)), acc);
     }
-    return acc;
+    return hsum(acc);
 }
 
 /* 8 int32 sums of unsigned w[32] (codes < 128) . signed x[32]. */

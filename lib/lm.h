@@ -67,7 +67,7 @@ struct llava_lm {
     const float    *rope_freqs; /* optional [n_rot/2] Llama-3 factors, NULL if absent */
     llv_lm_layer   *layers;    /* n_layer */
     float         **owned;     /* f32 copies of 1-D tensors */
-    size_t          n_owned;
+    size_t          n_owned, cap_owned;
 };
 
 /* Read hyperparameters and bind every tensor of an open GGUF (which the LM

@@ -91,6 +91,12 @@ static int read_hparams(const llv_gguf *g, llv_lm_hparams *hp, llv_err *err)
         return llv_fail(err, LLAVA_E_FORMAT, "key " ARCH ".rope.dimension_count = %u: must be even and in [2, %u]",
                         rot, key_len);
 
+    uint32_t experts;
+    TRY(llv_gguf_get_u32_opt(g, ARCH ".expert_count", 0, &experts, err));
+    if (experts > 0)
+        return llv_fail(err, LLAVA_E_UNSUPPORTED, "mixture-of-experts models (" ARCH ".expert_count = %u) are not supported",
+                        experts);
+
     TRY(llv_gguf_get_f32(g, ARCH ".attention.layer_norm_rms_epsilon", &eps, err));
     if (!(eps > 0.0f && eps < 1.0f))
         return llv_fail(err, LLAVA_E_FORMAT, "key " ARCH ".attention.layer_norm_rms_epsilon = %g is not in (0, 1)",
@@ -224,6 +230,8 @@ static int bind_vector(binder *b, const char *name, bool required, int64_t n, co
     if (!ti || !ti->weights || n % ti->blck != 0)
         return llv_fail(b->err, LLAVA_E_UNSUPPORTED, "tensor %s: type %s is not supported for a vector", name,
                         llv_type_name(t->type));
+    if (b->lm->n_owned == b->lm->cap_owned)
+        return llv_fail(b->err, LLAVA_E_INTERNAL, "too many vectors at tensor %s", name);
     float *v = llv_malloc((size_t)n * sizeof *v);
     if (!v)
         return llv_fail(b->err, LLAVA_E_NOMEM, "out of memory copying tensor %s", name);
@@ -394,11 +402,13 @@ int llv_lm_load(llv_gguf *g, const llv_callbacks *cb, llava_lm **out, llv_err *e
 
     if ((rc = read_hparams(g, &lm->hp, err)) != LLAVA_OK)
         goto fail;
-    /* At most 4 + 10 vectors per layer (norms, biases incl. a fused one). */
+    /* f32 copies: per layer at most 2 norms + 7 biases; output_norm and
+     * rope_freqs globally. Leave room to spare. */
     size_t n_tensors = (size_t)llv_gguf_n_tensors(g);
     size_t max_owned = 8 + 12 * (size_t)lm->hp.n_layer;
     lm->layers = llv_calloc((size_t)lm->hp.n_layer, sizeof *lm->layers);
     lm->owned = llv_calloc(max_owned, sizeof *lm->owned);
+    lm->cap_owned = lm->owned ? max_owned : 0;
     used = llv_calloc(n_tensors ? n_tensors : 1, sizeof *used);
     if (!lm->layers || !lm->owned || !used) {
         rc = llv_fail(err, LLAVA_E_NOMEM, "out of memory");

@@ -138,10 +138,17 @@ int llv_projector_from_gguf(llv_gguf *g, const llava_params *params, llava_proje
     if (rc == LLAVA_OK && p->kind == LLV_PROJ_LINEAR && llv_gguf_find_tensor(g, "mm.2.weight"))
         rc = llv_fail(err, LLAVA_E_FORMAT, "mmproj: projector type 'linear' but mm.2.weight is stored");
     if (rc == LLAVA_OK && p->kind == LLV_PROJ_MLP) {
+        /* A gap in the chain (mm.4 without mm.2) would silently drop layers. */
         char name[32];
-        snprintf(name, sizeof name, "mm.%d.weight", 2 * LLV_PROJ_MAX_LAYERS);
-        if (llv_gguf_find_tensor(g, name))
-            rc = llv_fail(err, LLAVA_E_UNSUPPORTED, "mmproj: more than %d projector layers", LLV_PROJ_MAX_LAYERS);
+        for (int i = p->n_layers + 1; rc == LLAVA_OK && i <= LLV_PROJ_MAX_LAYERS; i++) {
+            snprintf(name, sizeof name, "mm.%d.weight", 2 * i);
+            if (llv_gguf_find_tensor(g, name))
+                rc = i == LLV_PROJ_MAX_LAYERS
+                         ? llv_fail(err, LLAVA_E_UNSUPPORTED, "mmproj: more than %d projector layers",
+                                    LLV_PROJ_MAX_LAYERS)
+                         : llv_fail(err, LLAVA_E_FORMAT, "mmproj: %s is stored but mm.%d.weight is missing", name,
+                                    2 * p->n_layers);
+        }
     }
     if (rc != LLAVA_OK) {
         llv_projector_destroy(p);

@@ -312,6 +312,7 @@ static Suite *embed_suite(void)
 {
     Suite *s = suite_create("embed");
     TCase *tc = tcase_create("embed");
+    tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_new_and_accessors);
     tcase_add_test(tc, test_new_rejects);
     tcase_add_test(tc, test_blob_layout);

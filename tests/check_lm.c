@@ -265,7 +265,7 @@ END_TEST
 
 enum edit_kind {
     EDIT_NONE, EDIT_U32, EDIT_F32, EDIT_STR, EDIT_ARR_I32, EDIT_DROP, EDIT_RESHAPE, EDIT_RETYPE,
-    EDIT_FUSE_QKV, EDIT_ZERO_BIAS, EDIT_Q8_LAYER0,
+    EDIT_FUSE_QKV, EDIT_ZERO_BIAS, EDIT_Q8_LAYER0, EDIT_ROPE_FREQS,
 };
 
 typedef struct variant {
@@ -297,6 +297,7 @@ static const variant variants[] = {
     { "rms eps 0", EDIT_F32, "llama.attention.layer_norm_rms_epsilon", 0, NULL, {0}, LLAVA_E_FORMAT, "epsilon" },
     { "rms eps missing type", EDIT_STR, "llama.attention.layer_norm_rms_epsilon", 0, "x", {0}, LLAVA_E_FORMAT, "epsilon" },
     { "arch gpt2", EDIT_STR, "general.architecture", 0, "gpt2", {0}, LLAVA_E_UNSUPPORTED, "gpt2" },
+    { "MoE", EDIT_U32, "llama.expert_count", 8, NULL, {0}, LLAVA_E_UNSUPPORTED, "expert_count" },
     { "rope yarn", EDIT_STR, "llama.rope.scaling.type", 0, "yarn", {0}, LLAVA_E_UNSUPPORTED, "yarn" },
     { "head_count per-layer differs", EDIT_ARR_I32, "llama.attention.head_count", 0, NULL, {4, 2}, LLAVA_E_UNSUPPORTED, "head_count" },
     { "missing ffn_up", EDIT_DROP, "blk.1.ffn_up.weight", 0, NULL, {0}, LLAVA_E_FORMAT, "blk.1.ffn_up.weight" },
@@ -313,6 +314,9 @@ static const variant variants[] = {
     { "zero biases", EDIT_ZERO_BIAS, NULL, 0, NULL, {0}, LLAVA_OK, NULL },
     { "Q8_0 layer 0", EDIT_Q8_LAYER0, NULL, 0, NULL, {0}, LLAVA_OK, NULL },
     { "rope linear x2 (old key)", EDIT_F32, "llama.rope.scale_linear", 2.0, NULL, {0}, LLAVA_OK, NULL },
+    { "rope_freqs all 1", EDIT_ROPE_FREQS, NULL, 0, NULL, {0}, LLAVA_OK, NULL },
+    { "rope_freqs ramp", EDIT_ROPE_FREQS, NULL, 1, NULL, {0}, LLAVA_OK, NULL },
+    { "rope_freqs zero", EDIT_ROPE_FREQS, NULL, 2, NULL, {0}, LLAVA_E_FORMAT, "rope_freqs.weight" },
     { "context_length 100000", EDIT_U32, "llama.context_length", 100000, NULL, {0}, LLAVA_OK, NULL },
 };
 
@@ -410,6 +414,13 @@ static void *build_variant(const variant *v, size_t *size)
             }
         }
     }
+    if (v->kind == EDIT_ROPE_FREQS) { /* Llama-3 style factors over the 16 rotated pairs */
+        float f[16];
+        for (int i = 0; i < 16; i++)
+            f[i] = v->value == 0 ? 1.0f : v->value == 1 ? 1.0f + (float)i / 4.0f : (i == 5 ? 0.0f : 1.0f);
+        int64_t fne[1] = { 16 };
+        ck_assert_int_eq(llv_gguf_add_tensor(w, "rope_freqs.weight", LLV_TYPE_F32, 1, fne, f, sizeof f), LLAVA_OK);
+    }
     void *out = NULL;
     ck_assert_int_eq(llv_gguf_write_memory(w, &out, size, &err), LLAVA_OK);
     llv_gguf_writer_free(w);
@@ -444,7 +455,8 @@ START_TEST(test_malformed)
         printf("variant %-28s logits rel err vs golden %.3g\n", v->what, e);
         if (v->kind == EDIT_Q8_LAYER0)
             ck_assert_msg(e < 5e-2, "rel err %g", e);
-        else if (!(v->kind == EDIT_DROP || v->kind == EDIT_F32 || v->kind == EDIT_U32))
+        else if (!(v->kind == EDIT_DROP || v->kind == EDIT_F32 || v->kind == EDIT_U32 ||
+                   (v->kind == EDIT_ROPE_FREQS && v->value != 0)))
             ck_assert_msg(e < 1e-4, "rel err %g", e);
         else
             for (int i = 0; i < NV; i++)
@@ -453,6 +465,20 @@ START_TEST(test_malformed)
             ck_assert(lm->hp.rope_freq_scale == 0.5f);
         if (v->kind == EDIT_DROP)
             ck_assert_ptr_eq(lm->output.data, lm->tok_embd.data);
+        if (v->kind == EDIT_ROPE_FREQS) { /* the factor RoPE against the reference forward */
+            ck_assert_ptr_nonnull(lm->rope_freqs);
+            float *x = malloc((size_t)n * E * sizeof(float)), *ref = malloc(NV * sizeof(float));
+            llv_err e2;
+            llv_lm_embed_tokens(lm, ids, n, x);
+            ck_assert_int_eq(llv_lm_forward_ref(lm, x, n, ref, &e2), LLAVA_OK);
+            double er = tu_rel_err(lg, ref, NV);
+            printf("variant %-28s fast vs reference forward: rel err %.3g\n", v->what, er);
+            ck_assert_msg(er < 1e-5, "rel err %g", er);
+            if (v->value == 1)
+                ck_assert_msg(e > 1e-3, "the factors had no effect");
+            free(x);
+            free(ref);
+        }
         if (v->kind == EDIT_U32) { /* the long context: N_CTX = 0 is capped, with a warning */
             llava_params *lp = llava_new_params();
             llava_set_log_callback(lp, count_warnings, NULL);

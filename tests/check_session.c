@@ -404,13 +404,14 @@ typedef struct job {
     int             n;
     int32_t         out[32];
     int             rc;
+    int             n_threads;
 } job;
 
 static void *run_job(void *arg)
 {
     job *j = arg;
     llava_params *p = llava_new_params();
-    llava_set_param_int(p, LLAVA_PARAM_N_THREADS, 1);
+    llava_set_param_int(p, LLAVA_PARAM_N_THREADS, j->n_threads);
     llava_set_param_int(p, LLAVA_PARAM_N_CTX, 64);
     llava_set_param_float(p, LLAVA_PARAM_TEMPERATURE, 0.0);
     llava_session *s = NULL;
@@ -436,6 +437,7 @@ START_TEST(test_threads)
         memset(&par[k], 0, sizeof par[k]);
         par[k].lm = lm;
         par[k].n = 4 + k;
+        par[k].n_threads = 1 + k % 2; /* half of them with an OpenMP team of 2 */
         for (int i = 0; i < par[k].n; i++)
             par[k].ids[i] = prompt[(i * 7 + k * 3) % n_prompt];
         seq[k] = par[k];

@@ -300,6 +300,13 @@ static void kv_proj_ldp(llv_gguf_writer *w) { llv_gguf_add_str(w, "clip.projecto
 static void kv_proj_linear(llv_gguf_writer *w) { llv_gguf_add_str(w, "clip.projector_type", "linear"); }
 static void kv_proj_binary(llv_gguf_writer *w) { llv_gguf_add_str(w, "clip.projector_type", "ml\x01p\n\xff"); }
 static void kv_proj_int(llv_gguf_writer *w) { llv_gguf_add_u32(w, "clip.projector_type", 1); }
+static void kv_add_mm4(llv_gguf_writer *w)
+{
+    /* an mm.4 layer after a missing mm.2 (tensor added through the KV hook) */
+    static uint16_t zeros[128 * 128];
+    const int64_t ne[2] = { 128, 128 };
+    llv_gguf_add_tensor(w, "mm.4.weight", LLV_TYPE_F16, 2, ne, zeros, sizeof zeros);
+}
 
 #define OK LLAVA_OK
 #define FMT LLAVA_E_FORMAT
@@ -350,6 +357,7 @@ static const variant variants[] = {
     { "missing mm.0", NULL, NULL, "mm.0.weight", NULL, 0, {0}, OK, FMT, "mm.0.weight is missing", NULL },
     { "mm.2 wrong input", NULL, NULL, NULL, "mm.2.weight", 2, {64, 128}, OK, FMT, "mm.2.weight has shape [64,128], expected [128,128]", NULL },
     { "mm.0 bias length", NULL, NULL, NULL, "mm.0.bias", 1, {64}, OK, FMT, "mm.0.bias", NULL },
+    { "mm.4 without mm.2", NULL, kv_add_mm4, "mm.2.weight", NULL, 0, {0}, OK, FMT, "mm.4.weight is stored but mm.2.weight is missing", NULL },
     { "mm.0 3-D", NULL, NULL, NULL, "mm.0.weight", 3, {64, 64, 2}, OK, FMT, "mm.0.weight", NULL },
     { "position NaN", NULL, NULL, NULL, NULL, 0, {0}, FMT, OK, "v.position_embd.weight holds a non-finite", "v.position_embd.weight" },
     { "pre_ln NaN", NULL, NULL, NULL, NULL, 0, {0}, FMT, OK, "v.pre_ln.weight holds a non-finite", "v.pre_ln.weight" },
@@ -734,12 +742,13 @@ START_TEST(test_shared_ro)
 END_TEST
 
 /* Other weight types through the same file layout: F32 (exact copies of
- * the F16 values, so the golden tolerance holds) and Q8_0 / Q4_0 (every
- * matrix with rows of a multiple of 32 values; the patch conv rows of 14 stay F16).
+ * the F16 values, so the golden tolerance holds), BF16 (all matrices) and
+ * Q8_0 / Q4_0 (every matrix with rows of a multiple of 32 values; the patch
+ * conv rows of 14 stay F16).
  * The quantized tolerances are this path's measured accuracy on the tiny
  * model, recorded per spec Decision 7. */
 static const struct { int type; double tol; } requant_cases[] = {
-    { LLV_TYPE_F32, TOL_REL }, { LLV_TYPE_Q8_0, 2e-2 }, { LLV_TYPE_Q4_0, 2e-1 },
+    { LLV_TYPE_F32, TOL_REL }, { LLV_TYPE_BF16, 2e-2 }, { LLV_TYPE_Q8_0, 2e-2 }, { LLV_TYPE_Q4_0, 2e-1 },
 };
 
 START_TEST(test_weight_types)
@@ -938,7 +947,7 @@ static Suite *vision_suite(void)
 {
     Suite *s = suite_create("vision");
     TCase *tc = tcase_create("golden");
-    tcase_set_timeout(tc, 300);
+    tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, test_golden_public, 0, 2);
     tcase_add_loop_test(tc, test_tower_own_preprocessing, 0, 3);
     tcase_add_test(tc, test_feature_layer);
@@ -947,7 +956,7 @@ static Suite *vision_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("hostile");
-    tcase_set_timeout(tc, 300);
+    tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, test_hostile_variant, 0, (int)(sizeof variants / sizeof variants[0]));
     tcase_add_test(tc, test_truncated_file);
     tcase_add_test(tc, test_bad_args);
@@ -957,7 +966,7 @@ static Suite *vision_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("callbacks");
-    tcase_set_timeout(tc, 300);
+    tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_callbacks);
     tcase_add_test(tc, test_lm_width_mismatch);
     suite_add_tcase(s, tc);

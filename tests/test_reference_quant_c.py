@@ -34,9 +34,15 @@ import llava_ref  # noqa: E402
 
 BUILD = os.environ.get("LLAVA_BUILDDIR", "")
 
-# max |C - ref| / max |ref| over the logits, against the closest reference variant.
-TOL_PROMPT = 1e-4
-TOL_STEP = 1e-4
+# max |C - ref| / max |ref| over the logits, against the closest reference variant. When the C
+# library rounds activations to 8 bits, its f32 activations (not bit-identical to the float64
+# reference's) can round a value near a .5 boundary the other way: one such flip moves the logits
+# by up to ~1e-2 relative. So: each comparison within TOL_LOOSE, each type matching tightly at
+# least once, and most comparisons overall (MIN_TIGHT_SHARE) matching tightly; a systematic
+# kernel error would match never.
+TOL_TIGHT = 1e-5
+TOL_LOOSE = 5e-2
+MIN_TIGHT_SHARE = 0.6
 TYPES = ["F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"]
 PROMPT = [1, 300, 301, 259, 270, 280, 290, 100, 13, 32, 33, 34, 35, 36, 37, 38]
 N_STEPS = 4
@@ -72,9 +78,10 @@ def make_model(base, path, type_of, seed):
 
 
 def compare(lib, path, label):
-    """Prompt (16 rows: the C library's exact-dequantize product) must match the exact reference;
-    each decode step must match either the exact reference or the one that rounds activation
-    rows through Q8_0/Q8_K (spec 2.1), whichever the C kernels use on this CPU."""
+    """Logits after the 16-token prompt and after each of N_STEPS greedy tokens, each compared with
+    two reference variants: exact products, and products that round one-row activations through
+    Q8_0/Q8_K (spec 2.1); the closer one counts (the C kernels choose per CPU). Both variants
+    compute the last layer for the last row only, as the C library does. Returns (tight, total)."""
     ref = llava_ref.LlamaRef(path, torch.float64)
     params = lib.params(n_threads=2, kv_type=0)
     try:
@@ -82,20 +89,22 @@ def compare(lib, path, label):
         sess = lib.new_session(lm, params)
     except llava_c.CError as e:
         lib.L.llava_free_params(params)
-        return check(False, "%s: C load failed: %s" % (label, e))
+        check(False, "%s: C load failed: %s" % (label, e))
+        return 0, 1
     lib.L.llava_free_params(params)
     caches = {"exact": ref.new_cache(), "q8": ref.new_cache()}
 
     def ref_step(mode, x):
         ref.act_quant_rows = 0 if mode == "exact" else 4
-        return ref.logits(ref.forward(x, caches[mode])[-1:])[0].numpy()
+        return ref.logits(ref.forward(x, caches[mode], last_only=True)[-1:])[0].numpy()
 
     lib.eval_tokens(sess, PROMPT)
     lc = lib.logits(sess)
     lr = {m: ref_step(m, ref.embed(PROMPT)) for m in caches}
     e = {m: rel(lc, lr[m]) for m in caches}
     prompt_err, prompt_mode = min(e.values()), "%.2g/%.2g" % (e["exact"], e["q8"])
-    step_err, modes = [], []
+    modes = []
+    step_err = []
     for _ in range(N_STEPS):
         t = int(np.argmax(lc))
         lib.eval_tokens(sess, [t])
@@ -107,10 +116,18 @@ def compare(lib, path, label):
         modes.append("%s %.2g/%.2g" % (best, e["exact"], e["q8"]))
     lib.L.llava_free_session(sess)
     lib.L.llava_free_lm(lm)
-    check(float(np.std(lr["exact"])) > 0.5, "%s: the reference logits are not flat" % label)
-    check(prompt_err < TOL_PROMPT, "%-5s prompt logits max rel err %.3g (exact/q8: %s)" % (label, prompt_err, prompt_mode))
-    return check(max(step_err) < TOL_STEP, "%-5s decode steps max rel err %.3g (closest reference, exact/q8: %s)"
-                 % (label, max(step_err), "; ".join(modes)))
+    if float(np.std(lr["exact"])) < 0.5:
+        check(False, "%s: the reference logits are flat (std %.3g)" % (label, float(np.std(lr["exact"]))))
+    errs = [prompt_err] + step_err
+    n_tight = sum(e < TOL_TIGHT for e in errs)
+    print("     %-5s prompt %.2g (exact/q8 %s); steps: %s" % (label, prompt_err, prompt_mode, "; ".join(modes)))
+    check(max(errs) < TOL_LOOSE, "%-5s all %d comparisons within %g (worst %.3g)" % (label, len(errs), TOL_LOOSE, max(errs)))
+    if label in ("F16", "BF16"):
+        check(n_tight == len(errs), "%-5s exact path: all comparisons within %g" % (label, TOL_TIGHT))
+    else:
+        check(n_tight >= 1, "%-5s at least one comparison matches a reference variant within %g (%d/%d)"
+              % (label, TOL_TIGHT, n_tight, len(errs)))
+    return n_tight, len(errs)
 
 
 def main():
@@ -121,6 +138,7 @@ def main():
         return 77
     torch.set_num_threads(2)
     lib = llava_c.Lib(lib_path)
+    tally = []
     with tempfile.TemporaryDirectory() as d, torch.no_grad():
         base_path = os.path.join(d, "base-lm.gguf")
         subprocess.run([tool, "--out-lm", base_path, "--n-embd", "256", "--n-ff", "512", "--n-head", "4",
@@ -129,12 +147,15 @@ def main():
         for i, tname in enumerate(TYPES):
             p = os.path.join(d, "%s.gguf" % tname)
             make_model(base, p, lambda n, t=gguf.TYPE_BY_NAME[tname]: t, 100 + i)
-            compare(lib, p, tname)
+            tally.append(compare(lib, p, tname))
         order = [gguf.TYPE_BY_NAME[t] for t in TYPES]
         idx = {n: k for k, n in enumerate(base.tensor_order)}
         p = os.path.join(d, "mixed.gguf")
         make_model(base, p, lambda n: order[idx[n] % len(order)], 99)
-        compare(lib, p, "mixed")
+        tally.append(compare(lib, p, "mixed"))
+    tight, total = sum(t for t, _ in tally), sum(n for _, n in tally)
+    check(tight >= MIN_TIGHT_SHARE * total, "%d of %d comparisons match a reference variant within %g"
+          % (tight, total, TOL_TIGHT))
     if failures:
         print("%d check(s) failed" % len(failures))
         return 1

@@ -5,7 +5,8 @@ configurations the golden data does not cover: another geometry (224 px, patch 1
 3 blocks, 197 positions), clip.use_gelu (exact erf GELU), the LLaVA-1 linear projector,
 clip.vision.feature_layer, a stored post-LN and a patch-embedding bias. Models come from
 llava-mkmodel; the last three are edited with the reference's own GGUF writer.
-Pass: max|C - ref| <= 1e-4 * max|ref| for every model and image.
+Pass: max|C - ref| <= 1e-5 * max|ref| for every model and image (float32 arithmetic measures
+about 7e-7; 1e-5 keeps a margin and still fails if e.g. use_gelu ran the tanh GELU, about 1e-4).
 Exit 0 pass, 1 fail, 77 skip (torch/numpy missing, or llava-mkmodel / libllava not built)."""
 import os
 import subprocess
@@ -31,7 +32,7 @@ BUILD = os.environ.get("LLAVA_BUILDDIR", "")
 TOOL = os.path.join(BUILD, "llava-mkmodel")
 DATA = os.environ.get("LLAVA_TEST_DATA") or os.path.join(SRC, "..", "shared", "data")
 IMAGES = [os.path.join(DATA, "images", n) for n in ("test-1.jpeg", "shapes336.png")]
-TOL = 1e-4
+TOL = 1e-5
 
 GEOM = ["--vision-size", "224", "--patch", "16", "--v-embd", "48", "--v-head", "3", "--v-ff", "96",
         "--v-layer", "3", "--n-embd", "80"]

@@ -23,7 +23,11 @@ CLI (all outputs are raw little-endian float32 unless said otherwise; token list
         --embd FILE                           or read precomputed embeddings (rows of n_embd f32)
         --suffix 29871,13,...                 ids after the image
   Common: --dtype f64|f32 (default f64), --threads N, --vision-gelu erf|tanh (only used when
-  clip.use_gelu is true; default erf as in HF CLIP's "gelu").
+  clip.use_gelu is true; default erf as in HF CLIP's "gelu", which libllava also uses).
+  LM numerics emulation (lm-logits, greedy): --act-quant N rounds the activation rows of
+  quantized-weight products with at most N rows through Q8_0/Q8_K as llama.cpp does (spec 2.1;
+  libllava's AVX2 decode path uses N = 4); --last-only computes the last layer for the last row
+  only (as the C library does when it evaluates a prompt).
 
 Semantics (spec "Decisions"): vision = [CLS, patches] with position rows 0..N, pre-LN, all stored
 blocks (or clip.vision.feature_layer), quick-GELU unless clip.use_gelu, legacy ffn_down/ffn_up swap
@@ -132,25 +136,33 @@ class LlamaRef:
     def new_cache(self):
         return {"n": 0, "k": [None] * self.n_layer, "v": [None] * self.n_layer}
 
-    def forward(self, x, cache):
+    def forward(self, x, cache, last_only=False):
         """x [T, E] input embeddings at positions cache['n']..; returns final hidden [T, E]
-        (before output_norm) and extends the cache."""
+        (before output_norm) and extends the cache. last_only: in the last layer compute the
+        attention queries, output projection and FFN only for the last row (as llama.cpp and
+        libllava do when only the last logits are wanted); returns [1, E]. Identical in exact
+        arithmetic, it changes which products see one row (see act_quant_rows)."""
         x = x.to(self.dtype)
-        T = x.shape[0]
+        T = T_in = x.shape[0]
         n0 = cache["n"]
         pos = torch.arange(n0, n0 + T)
         hd, H, Hk = self.head_dim, self.n_head, self.n_head_kv
         group = H // Hk
         for li, L in enumerate(self.layers):
             h = self._rmsnorm(x, L["attn_norm"])
-            q = self._lin(h, L, "attn_q").view(T, H, hd)
             k = self._lin(h, L, "attn_k").view(T, Hk, hd)
             v = self._lin(h, L, "attn_v").view(T, Hk, hd)
-            q, k = self._rope(q, pos), self._rope(k, pos)
+            k = self._rope(k, pos)
+            if last_only and li == self.n_layer - 1 and T > 1:
+                h, x, pos_q, Tq = h[-1:], x[-1:], pos[-1:], 1
+            else:
+                pos_q, Tq = pos, T
+            q = self._rope(self._lin(h, L, "attn_q").view(Tq, H, hd), pos_q)
             if cache["k"][li] is not None:
                 k = torch.cat([cache["k"][li], k], 0)
                 v = torch.cat([cache["v"][li], v], 0)
             cache["k"][li], cache["v"][li] = k, v
+            T, pos = Tq, pos_q
             S = k.shape[0]
             kk = k.repeat_interleave(group, dim=1)                          # [S, H, hd]
             vv = v.repeat_interleave(group, dim=1)
@@ -161,7 +173,7 @@ class LlamaRef:
             x = x + self._lin(a, L, "attn_output")
             h = self._rmsnorm(x, L["ffn_norm"])
             x = x + self._lin(F.silu(self._lin(h, L, "ffn_gate")) * self._lin(h, L, "ffn_up"), L, "ffn_down")
-        cache["n"] = n0 + T
+        cache["n"] = n0 + T_in
         return x
 
     def logits(self, hidden):
@@ -180,10 +192,10 @@ class LlamaRef:
             return h
         return quant_dequant_q8(h, partner).to(h.dtype)
 
-    def greedy(self, prompt_embd, n, stop_eos=False):
+    def greedy(self, prompt_embd, n, stop_eos=False, last_only=False):
         """prompt_embd [T, E]; returns (ids, logits list of each generated step)."""
         cache = self.new_cache()
-        hidden = self.forward(prompt_embd, cache)
+        hidden = self.forward(prompt_embd, cache, last_only=last_only)
         lg = self.logits(hidden[-1:])[0]
         ids, all_logits = [], []
         for step in range(n):
@@ -421,6 +433,8 @@ def main(argv=None):
     ap.add_argument("--dtype", choices=list(DTYPES), default="f64")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--vision-gelu", choices=["erf", "tanh"], default="erf")
+    ap.add_argument("--act-quant", type=int, default=0)
+    ap.add_argument("--last-only", action="store_true")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -444,15 +458,16 @@ def main(argv=None):
             print("shape %s" % (list(out.shape),))
             return 0
         lm = LlamaRef(a.model, dtype)
+        lm.act_quant_rows = a.act_quant
         x = build_prompt(lm, a, dtype)
         if a.cmd == "lm-logits":
-            h = lm.forward(x, lm.new_cache())
+            h = lm.forward(x, lm.new_cache(), last_only=a.last_only and not a.all)
             lg = lm.logits(h if a.all else h[-1:])
             if a.out:
                 write_f32(a.out, lg if a.all else lg[0])
             print("argmax %d" % int(torch.argmax(lg[-1])))
             return 0
-        ids, lgs = lm.greedy(x, a.n, a.stop_eos)
+        ids, lgs = lm.greedy(x, a.n, a.stop_eos, last_only=a.last_only)
         if a.out_logits:
             write_f32(a.out_logits, torch.stack(lgs))
         print(",".join(str(i) for i in ids))
