@@ -378,7 +378,9 @@ LLAVA_API const uint8_t *llava_image_rgb(const llava_image *image);
 /* Vision encoder and projector                                            */
 
 /** Load the CLIP vision tower of an mmproj GGUF file. params may be NULL.
- *  [thread: any] Since 0.1. */
+ *  The _from_memory variants follow llava_load_lm_from_memory: with
+ *  LLAVA_PARAM_USE_MMAP = 1 (the default) the buffer is used in place and
+ *  must outlive the handle; with 0 it is copied. [thread: any] Since 0.1. */
 LLAVA_API int llava_load_vision(const char *path, const llava_params *params,
                                 llava_vision **out, char *errbuf, size_t errbuf_size);
 LLAVA_API int llava_load_vision_from_memory(const void *data, size_t size, const llava_params *params,
@@ -388,7 +390,7 @@ LLAVA_API void llava_free_vision(llava_vision *vision);
 
 /** Load the projector of an mmproj GGUF file ("mlp" for LLaVA-1.5, the
  *  linear one for LLaVA-1). It may be the same file as the vision encoder's.
- *  [thread: any] Since 0.1. */
+ *  Memory buffers: as for llava_load_vision_from_memory. [thread: any] */
 LLAVA_API int llava_load_projector(const char *path, const llava_params *params,
                                    llava_projector **out, char *errbuf, size_t errbuf_size);
 LLAVA_API int llava_load_projector_from_memory(const void *data, size_t size, const llava_params *params,

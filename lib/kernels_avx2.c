@@ -551,6 +551,7 @@ static const llv_kernel_ops ops_avx2 = {
     .swiglu = avx2_swiglu,
     .q8_partner = llv_avx2_q8_partner,
     .dot_q8 = llv_avx2_dot_q8,
+    .quantize_q8 = llv_avx2_quantize_q8,
 };
 
 const llv_kernel_ops *llv_kernel_ops_avx2(void) { return &ops_avx2; }

@@ -16,6 +16,7 @@
 #if LLV_HAVE_X86_SIMD
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -59,25 +60,44 @@ AVX2_INLINE __m256i unpack_q4_0(const uint8_t *qs)
     return _mm256_sub_epi8(_mm256_and_si256(b, _mm256_set1_epi8(15)), _mm256_set1_epi8(8));
 }
 
-/* Q8_0 activation block: d f16 @0, qs @2 (34 bytes). */
+/* Q8_0 activation block: d f16 @0, qs @2 (34 bytes). Two accumulators
+ * (even/odd blocks) keep two FMA chains in flight. */
+AVX2_INLINE __m256 q4_0_block(const uint8_t *w, const uint8_t *x, __m256 acc)
+{
+    __m256i p = dot_s8(unpack_q4_0(w + 2), _mm256_loadu_si256((const __m256i *)(x + 2)));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(h2f(w) * h2f(x)), acc);
+}
+
+AVX2_INLINE __m256 q8_0_block(const uint8_t *w, const uint8_t *x, __m256 acc)
+{
+    __m256i p = dot_s8(_mm256_loadu_si256((const __m256i *)(w + 2)), _mm256_loadu_si256((const __m256i *)(x + 2)));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(h2f(w) * h2f(x)), acc);
+}
+
 static AVX2 float dot_q4_0_q8_0(const uint8_t *w, const uint8_t *x, int64_t nb)
 {
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++, w += 18, x += 34) {
-        __m256i p = dot_s8(unpack_q4_0(w + 2), _mm256_loadu_si256((const __m256i *)(x + 2)));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(h2f(w) * h2f(x)), acc);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2, w += 36, x += 68) {
+        a0 = q4_0_block(w, x, a0);
+        a1 = q4_0_block(w + 18, x + 34, a1);
     }
-    return hsum(acc);
+    if (i < nb)
+        a0 = q4_0_block(w, x, a0);
+    return hsum(_mm256_add_ps(a0, a1));
 }
 
 static AVX2 float dot_q8_0_q8_0(const uint8_t *w, const uint8_t *x, int64_t nb)
 {
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++, w += 34, x += 34) {
-        __m256i p = dot_s8(_mm256_loadu_si256((const __m256i *)(w + 2)), _mm256_loadu_si256((const __m256i *)(x + 2)));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(h2f(w) * h2f(x)), acc);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2, w += 68, x += 68) {
+        a0 = q8_0_block(w, x, a0);
+        a1 = q8_0_block(w + 34, x + 34, a1);
     }
-    return hsum(acc);
+    if (i < nb)
+        a0 = q8_0_block(w, x, a0);
+    return hsum(_mm256_add_ps(a0, a1));
 }
 
 /* Q8_K activation block: d f32 @0, qs[256] @4, bsums int16[16] @260. */
@@ -330,6 +350,102 @@ static AVX2 float dot_q3_k_q8_k(const uint8_t *w, const uint8_t *x, int64_t nb)
         acc += h2f(w + 108) * q8k_d(x) * (float)(hsum_i32(isum) - 4 * off);
     }
     return acc;
+}
+
+/* ---- activation quantizers (byte-identical to quant_quantize.c) ---- */
+
+AVX2_INLINE float hmax(__m256 v)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+/* roundf (ties away from zero): t = trunc(v); t += sign(v) where |v - t| >= 0.5. */
+AVX2_INLINE __m256 round_away(__m256 v)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
+    __m256 one = _mm256_or_ps(_mm256_and_ps(v, sign), _mm256_set1_ps(1.0f));
+    return _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one));
+}
+
+/* 32 int32 lanes (4 vectors) -> 32 int8 in order. */
+AVX2_INLINE __m256i pack_32(__m256i a, __m256i b, __m256i c, __m256i d)
+{
+    __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
+    __m256i abcd = _mm256_packs_epi16(ab, cd);
+    return _mm256_permutevar8x32_epi32(abcd, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+static AVX2 void quantize_q8_0(const float *x, uint8_t *b, int64_t nb)
+{
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (int64_t i = 0; i < nb; i++, x += 32, b += 34) {
+        __m256 v[4], am = _mm256_setzero_ps();
+        for (int g = 0; g < 4; g++) {
+            v[g] = _mm256_loadu_ps(x + 8 * g);
+            am = _mm256_max_ps(am, _mm256_and_ps(v[g], absmask));
+        }
+        float amax = hmax(am);
+        float d = amax / 127.0f;
+        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        uint16_t h = (uint16_t)_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+        memcpy(b, &h, 2);
+        __m256 vid = _mm256_set1_ps(id);
+        __m256i q[4];
+        for (int g = 0; g < 4; g++)
+            q[g] = _mm256_cvtps_epi32(_mm256_mul_ps(v[g], vid));
+        _mm256_storeu_si256((__m256i *)(b + 2), pack_32(q[0], q[1], q[2], q[3]));
+    }
+}
+
+static AVX2 void quantize_q8_k(const float *x, uint8_t *b, int64_t nb)
+{
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (int64_t i = 0; i < nb; i++, x += 256, b += 292) {
+        __m256 am = _mm256_setzero_ps();
+        for (int g = 0; g < 32; g++)
+            am = _mm256_max_ps(am, _mm256_and_ps(_mm256_loadu_ps(x + 8 * g), absmask));
+        float amax = hmax(am);
+        if (amax == 0.0f) {
+            memset(b, 0, 292);
+            continue;
+        }
+        float mx = 0.0f; /* the first element of largest magnitude, with its sign */
+        for (int j = 0; j < 256; j++)
+            if (fabsf(x[j]) == amax) {
+                mx = x[j];
+                break;
+            }
+        float iscale = -127.0f / mx, d = 1.0f / iscale;
+        memcpy(b, &d, 4);
+        __m256 vis = _mm256_set1_ps(iscale);
+        const __m256i lim = _mm256_set1_epi32(127);
+        for (int c = 0; c < 8; c++) { /* 32 values per step, two bsums */
+            __m256i q[4];
+            for (int g = 0; g < 4; g++) {
+                __m256 r = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 32 * c + 8 * g), vis),
+                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                q[g] = _mm256_min_epi32(_mm256_cvtps_epi32(r), lim);
+            }
+            _mm256_storeu_si256((__m256i *)(b + 4 + 32 * c), pack_32(q[0], q[1], q[2], q[3]));
+            int16_t s0 = (int16_t)hsum_i32(_mm256_add_epi32(q[0], q[1]));
+            int16_t s1 = (int16_t)hsum_i32(_mm256_add_epi32(q[2], q[3]));
+            memcpy(b + 260 + 4 * c, &s0, 2);
+            memcpy(b + 262 + 4 * c, &s1, 2);
+        }
+    }
+}
+
+void llv_avx2_quantize_q8(int type, const float *x, void *dst, int64_t n)
+{
+    if (type == LLV_TYPE_Q8_K)
+        quantize_q8_k(x, dst, n / 256);
+    else
+        quantize_q8_0(x, dst, n / 32);
 }
 
 int llv_avx2_q8_partner(int type)

@@ -67,6 +67,9 @@ typedef struct llv_kernel_ops {
      * quantized to that partner type. NULL in tables without it. */
     int (*q8_partner)(int type);
     float (*dot_q8)(int type, const void *w, const void *xq, int64_t n);
+    /* Quantize an activation row to Q8_0 or Q8_K, byte-identical to
+     * llv_quantize_row (NULL: matmul calls llv_quantize_row). */
+    void (*quantize_q8)(int type, const float *x, void *dst, int64_t n);
 } llv_kernel_ops;
 
 /* The table in use (dispatch, or the reference when forced). */
@@ -78,6 +81,7 @@ LLV_INTERNAL const llv_kernel_ops *llv_kernel_ops_avx2(void);
 /* Its integer block dots (kernels_avx2_q8.c; x86 only). */
 LLV_INTERNAL int llv_avx2_q8_partner(int type);
 LLV_INTERNAL float llv_avx2_dot_q8(int type, const void *w, const void *xq, int64_t n);
+LLV_INTERNAL void llv_avx2_quantize_q8(int type, const float *x, void *dst, int64_t n);
 
 /* Process-wide switch of the integer GEMV path (default on); for tests and
  * benchmarks. */

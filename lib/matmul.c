@@ -129,7 +129,10 @@ static bool gemv_q8(const llv_kernel_ops *ops, const llv_weight *w, const float 
     if (!xq)
         return false;
     for (int64_t m = 0; m < n_rows; m++)
-        llv_quantize_row(partner, x + m * w->n_in, xq + (size_t)m * xrb, w->n_in);
+        if (ops->quantize_q8)
+            ops->quantize_q8(partner, x + m * w->n_in, xq + (size_t)m * xrb, w->n_in);
+        else
+            llv_quantize_row(partner, x + m * w->n_in, xq + (size_t)m * xrb, w->n_in);
     const int64_t n_out = w->n_out;
     LLV_OMP(parallel for schedule(static, 16) num_threads(n_threads))
     for (int64_t o = 0; o < n_out; o++)

@@ -347,6 +347,43 @@ START_TEST(test_dequant_fast_vs_ref)
 }
 END_TEST
 
+/* The SIMD activation quantizers must produce exactly llv_quantize_row's bytes. */
+START_TEST(test_quantize_q8_fast)
+{
+    const llv_kernel_ops *ops = llv_ops();
+    if (!ops->quantize_q8)
+        return;
+    static const int types[2] = { LLV_TYPE_Q8_0, LLV_TYPE_Q8_K };
+    float x[1024];
+    uint8_t a[4 * 292], b[4 * 292];
+    for (int t = 0; t < 2; t++)
+        for (int variant = 0; variant < 4; variant++) {
+            int64_t n = variant < 2 ? 1024 : 256;
+            fill(x, n, variant == 1 ? 100.0f : 1.0f);
+            if (variant >= 2) {
+                /* ties: amax 127 makes d = 1 (Q8_0 roundf: away from zero); max -127 makes
+                 * iscale = 1 (Q8_K: half to even); a zero block; a block of equal magnitudes */
+                for (int64_t i = 0; i < n; i++)
+                    x[i] = (float)((i % 9) - 4) + 0.5f;
+                x[0] = variant == 2 ? 127.0f : -127.0f;
+                x[31] = 2.5f;
+                if (variant == 3) {
+                    for (int i = 32; i < 64; i++) x[i] = 0.0f;
+                    for (int i = 64; i < 96; i++) x[i] = (i % 2) ? 3.0f : -3.0f;
+                }
+            }
+            size_t rb;
+            ck_assert(llv_row_bytes(types[t], n, &rb));
+            ck_assert_int_eq(llv_quantize_row(types[t], x, a, n), LLAVA_OK);
+            memset(b, 0xAA, sizeof b);
+            ops->quantize_q8(types[t], x, b, n);
+            for (size_t i = 0; i < rb; i++)
+                ck_assert_msg(a[i] == b[i], "%s variant %d byte %zu: %d vs %d", llv_type_name(types[t]), variant, i,
+                              a[i], b[i]);
+        }
+}
+END_TEST
+
 START_TEST(test_exp)
 {
     const llv_kernel_ops *fast = llv_ops();
@@ -640,6 +677,7 @@ static Suite *kernels_suite(void)
     tcase_add_test(tc, test_microkernels_vs_ref);
     tcase_add_test(tc, test_dequant_fast_vs_ref);
     tcase_add_test(tc, test_exp);
+    tcase_add_test(tc, test_quantize_q8_fast);
     tcase_add_test(tc, test_matmul_float_small);
     tcase_add_test(tc, test_matmul_quant_small);
     tcase_add_test(tc, test_dot_q8_exact);

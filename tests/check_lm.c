@@ -556,6 +556,63 @@ START_TEST(test_load_progress)
 }
 END_TEST
 
+/* ---- random mutations ------------------------------------------------------- */
+
+/* Random byte edits in the hyperparameter keys and the tensor infos: the
+ * load either fails cleanly or gives a model that evaluates without
+ * crashing (ASan watches the memory accesses). */
+START_TEST(test_mutations)
+{
+    size_t size;
+    unsigned char *orig = tu_read_file(tu_golden("model-lm.gguf"), &size);
+    ck_assert_ptr_nonnull(orig);
+    llv_gguf *g = NULL;
+    llv_err err;
+    ck_assert_int_eq(llv_gguf_open_memory(orig, size, 0, &g, &err), LLAVA_OK);
+    size_t data_off = llv_gguf_data_offset(g);
+    llv_gguf_close(g);
+    unsigned char *buf = malloc(size);
+    uint64_t rng = 0x1234567;
+    int loaded = 0, rejected = 0;
+    for (int it = 0; it < 300; it++) {
+        memcpy(buf, orig, size);
+        for (int e = 0; e < 1 + it % 3; e++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            uint64_t r = rng >> 33;
+            size_t off = (r & 1) ? (size_t)(r >> 1) % 640 : data_off - 1 - (size_t)(r >> 1) % 1400;
+            static const unsigned char vals[] = { 0x00, 0xff, 0x7f, 0x80, 0x01, 0x02, 0x10, 0x40 };
+            buf[off] = (r >> 20) & 1 ? vals[(r >> 12) % 8] : (unsigned char)(r >> 24);
+        }
+        llava_lm *lm = NULL;
+        char msg[LLAVA_ERRBUF_SIZE];
+        int rc = llava_load_lm_from_memory(buf, size, NULL, &lm, msg, sizeof msg);
+        if (rc != LLAVA_OK) {
+            ck_assert_ptr_null(lm);
+            ck_assert_msg(rc == LLAVA_E_FORMAT || rc == LLAVA_E_UNSUPPORTED || rc == LLAVA_E_NOMEM, "%d %s", rc, msg);
+            ck_assert(strlen(msg) > 0);
+            rejected++;
+            continue;
+        }
+        loaded++;
+        llava_params *p = tu_params(1, 1, 512, 16);
+        llava_session *s = NULL;
+        if (llava_new_session(lm, p, &s, NULL, 0) == LLAVA_OK) {
+            int32_t t[3] = { 1, 2, llava_lm_n_vocab(lm) - 1 };
+            ck_assert_int_eq(llava_eval_tokens(s, t, 3), LLAVA_OK);
+            int32_t next;
+            ck_assert_int_eq(llava_sample(s, &next), LLAVA_OK);
+            ck_assert(next >= 0 && next < llava_lm_n_vocab(lm));
+        }
+        llava_free_session(s);
+        llava_free_params(p);
+        llava_free_lm(lm);
+    }
+    printf("mutations: %d rejected, %d loaded and evaluated\n", rejected, loaded);
+    free(buf);
+    free(orig);
+}
+END_TEST
+
 /* ---- allocation failures ---------------------------------------------------- */
 
 void llv_alloc_fail_inject(long n); /* error.c, test hook */
@@ -637,6 +694,7 @@ int main(void)
     tcase_add_test(tm, test_load_errors);
     tcase_add_test(tm, test_load_progress);
     tcase_add_test(tm, test_alloc_failures);
+    tcase_add_test(tm, test_mutations);
     suite_add_tcase(su, tm);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);

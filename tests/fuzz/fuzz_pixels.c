@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t stride = (size_t)fuzz_take(&q, &left, 8);
     int format = (int)fuzz_take(&q, &left, 1);
     unsigned flags = (unsigned)fuzz_take(&q, &left, 1) & 0x3u; /* bit 1 is not a flag */
-    int64_t max_pixels = (int64_t)(fuzz_take(&q, &left, 4) % (1u << 18)) + 1;
+    int64_t max_pixels = (int64_t)(fuzz_take(&q, &left, 4) % (1u << 14)) + 1;
 
     int bpp = format == LLAVA_PIXEL_RGB ? 3 : (format == LLAVA_PIXEL_RGBA || format == LLAVA_PIXEL_BGRA) ? 4 : 0;
     int expect_ok = w > 0 && h > 0 && bpp > 0 && (int64_t)w * h <= max_pixels &&
