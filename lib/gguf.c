@@ -489,7 +489,7 @@ static int read_all(int fd, uint8_t *buf, size_t size, llv_err *err)
     return LLAVA_OK;
 }
 
-int llv_gguf_open_file(const char *path, int use_mmap, llv_gguf **out, llv_err *err)
+static int open_file(const char *path, int use_mmap, llv_gguf **out, llv_err *err)
 {
     if (!out)
         return llv_fail(err, LLAVA_E_INVALID_ARG, "NULL output pointer");
@@ -555,4 +555,13 @@ void llv_gguf_close(llv_gguf *g)
     llv_free(g->tensors);
     llv_free(g->t_sorted);
     llv_free(g);
+}
+
+/* Every failure names the file: users load several. */
+int llv_gguf_open_file(const char *path, int use_mmap, llv_gguf **out, llv_err *err)
+{
+    int rc = open_file(path, use_mmap, out, err);
+    if (rc != LLAVA_OK && path && err)
+        llv_err_prefix(err, "%s", path);
+    return rc;
 }
