@@ -43,6 +43,9 @@ typedef struct opts {
     int    gelu;
     int    projector;
     int    needs_vocab;      /* set by presets with a real 32000-token vocabulary */
+    int    post_ln;          /* write v.post_ln.{weight,bias} */
+    int    n_feature;        /* entries of clip.vision.feature_layer (0: key absent) */
+    int32_t feature[16];
     unsigned long long seed;
 } opts;
 
@@ -82,6 +85,8 @@ static void usage(FILE *f)
         "  vision: --vision-size N --patch N --v-embd N --v-layer N --v-head N --v-ff N --v-eps F\n"
         "          --gelu (clip.use_gelu; default quick-GELU) --proj-dim N (clip.vision.projection_dim)\n"
         "          --projector mlp|linear (mm.0 -> GELU -> mm.2, or mm.0 only)\n"
+        "          --feature-layer K[,K...] (clip.vision.feature_layer: hidden states 0..v-layer,\n"
+        "                      concatenated; mm.0 then takes v-embd * count inputs)  --post-ln\n"
         "  --seed N  --name STR  -h/--help\n");
 }
 
@@ -460,7 +465,13 @@ static int write_mmproj(const opts *o)
         goto out;
     }
     /* Tensor order as the legacy converter writes it: projector first. */
-    if ((rc = add_mat(&c, "mm.0.weight", D, E, wt, 0.8)) || (rc = add_vec(&c, "mm.0.bias", E, 0.0, 0.02)))
+    if (o->n_feature > 0 &&
+        (rc = llv_gguf_add_arr(c.w, "clip.vision.feature_layer", LLV_GGUF_INT32, o->feature, (uint64_t)o->n_feature))) {
+        fail_rc(&c, rc, "keys");
+        goto out;
+    }
+    const int64_t D_feat = D * (o->n_feature > 0 ? o->n_feature : 1);
+    if ((rc = add_mat(&c, "mm.0.weight", D_feat, E, wt, 0.8)) || (rc = add_vec(&c, "mm.0.bias", E, 0.0, 0.02)))
         goto out;
     if (o->projector == PROJ_MLP &&
         ((rc = add_mat(&c, "mm.2.weight", E, E, wt, 1.13)) || (rc = add_vec(&c, "mm.2.bias", E, 0.0, 0.02))))
@@ -494,6 +505,9 @@ static int write_mmproj(const opts *o)
             goto out;
 #undef BLK
     }
+    if (o->post_ln &&
+        ((rc = add_vec(&c, "v.post_ln.weight", D, 1.0, 0.1)) || (rc = add_vec(&c, "v.post_ln.bias", D, 0.0, 0.1))))
+        goto out;
     rc = finish(&c);
 out:
     llv_gguf_writer_free(c.w);
@@ -501,6 +515,25 @@ out:
 }
 
 /* ---- command line ---- */
+
+/* "K[,K...]" -> o->feature (each 0..4096, at most 16). */
+static int parse_features(const char *s, opts *o)
+{
+    o->n_feature = 0;
+    while (s && *s) {
+        char *end;
+        errno = 0;
+        long v = strtol(s, &end, 10);
+        if (errno || end == s || v < 0 || v > 4096 || o->n_feature == 16 || (*end && *end != ','))
+            break;
+        o->feature[o->n_feature++] = (int32_t)v;
+        if (!*end)
+            return 0;
+        s = end + 1;
+    }
+    fprintf(stderr, "llava-mkmodel: --feature-layer needs up to 16 comma-separated indices 0..4096\n");
+    return -1;
+}
 
 static int parse_long(const char *opt, const char *s, long lo, long hi, long *out)
 {
@@ -579,6 +612,7 @@ static int parse_args(int argc, char **argv, opts *o)
         else if (!strcmp(a, "--v-head")) r = parse_long(a, v, 1, 4096, &o->v_head);
         else if (!strcmp(a, "--v-ff")) r = parse_long(a, v, 1, BIG, &o->v_ff);
         else if (!strcmp(a, "--proj-dim")) r = parse_long(a, v, 0, BIG, &o->proj_dim);
+        else if (!strcmp(a, "--feature-layer")) r = parse_features(v, o);
         else if (!strcmp(a, "--seed")) {
             r = parse_double(a, v, 0, 1.8e19, &d);
             o->seed = r ? 0 : strtoull(v, NULL, 10);
@@ -600,6 +634,7 @@ static int parse_args(int argc, char **argv, opts *o)
             used = 0;
             if (!strcmp(a, "--tied")) o->tied = 1;
             else if (!strcmp(a, "--gelu")) o->gelu = 1;
+            else if (!strcmp(a, "--post-ln")) o->post_ln = 1;
             else {
                 fprintf(stderr, "llava-mkmodel: unknown option '%s'\n", a);
                 usage(stderr);
@@ -636,6 +671,9 @@ static int check_opts(const opts *o)
         why = "--vision-size must be a multiple of --patch";
     else if (o->v_embd % o->v_head)
         why = "--v-embd must be a multiple of --v-head";
+    for (int i = 0; !why && i < o->n_feature; i++)
+        if (o->feature[i] > o->v_layer)
+            why = "--feature-layer indices must be <= --v-layer";
     if (why) {
         fprintf(stderr, "llava-mkmodel: %s\n", why);
         return -1;

@@ -412,6 +412,15 @@ LLAVA_API int32_t llava_projector_n_embd(const llava_projector *projector);
  *  [thread: shared-ro on vision and projector, handle on image] Since 0.1. */
 LLAVA_API int llava_encode_image(const llava_vision *vision, const llava_projector *projector,
                                  llava_image *image, const llava_params *params, llava_embed **out);
+/** Number of image tokens llava_encode_image produces for a width x height
+ *  image with this encoder and projector, before encoding (to budget the
+ *  context). It depends on the size only for LLaVA-1.6 any-resolution files
+ *  (base image + unpadded tile grid + one image_newline per row); otherwise
+ *  it is the fixed count (576 for LLaVA-1.5, 144 for MobileVLM). 0 if a
+ *  handle is NULL/invalid, a size is < 1, or the pair cannot encode.
+ *  [thread: shared-ro] Since 0.1. */
+LLAVA_API int32_t llava_vision_n_tokens_for(const llava_vision *vision, const llava_projector *projector,
+                                           int32_t width, int32_t height);
 
 /* ---------------------------------------------------------------------- */
 /* Image embeddings                                                        */

@@ -7,6 +7,7 @@
 #include "vision.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 /* ---- loading ------------------------------------------------------------ */
@@ -146,19 +147,27 @@ static int preprocess(const llava_vision *v, const llava_image *image, float *pl
     return rc;
 }
 
-static int encode(const llava_vision *v, const llava_projector *p, const llava_image *image,
-                  const llava_params *params, llava_embed **out, llv_err *err)
+/* Fail if any output value is not finite (broken weights). */
+static int check_finite(const llava_embed *e, llv_err *err)
+{
+    size_t n = (size_t)e->n_tokens * (size_t)e->n_embd;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(e->data[i]))
+            return llv_fail(err, LLAVA_E_FORMAT, "vision: the encoder produced a non-finite value at token %zu "
+                            "(broken weights?)", i / (size_t)e->n_embd);
+    return LLAVA_OK;
+}
+
+/* LLaVA-1.5 path: one square image (pad + resize), tower, projector. */
+static int encode_single(const llava_vision *v, const llava_projector *p, const llava_image *image, int n_threads,
+                         const llv_callbacks *cb, llava_embed **out, llv_err *err)
 {
     const llv_vision_hparams *hp = &v->hp;
     const int32_t width = llv_vision_out_width(v);
-    if (p->n_in != width)
-        return llv_fail(err, LLAVA_E_MISMATCH, "projector input width %d does not match the vision encoder's "
-                        "output width %d", p->n_in, width);
-    if (!image->rgb || image->width < 1 || image->height < 1)
-        return llv_fail(err, LLAVA_E_INVALID_ARG, "image has no pixels");
-
-    int n_threads = params ? llv_resolve_threads(llv_param_int(params, LLAVA_PARAM_N_THREADS)) : v->n_threads;
-    llv_callbacks cb = params ? llv_param_callbacks(params) : v->cb;
+    const int64_t n_out_rows = llv_projector_out_rows(p, hp->n_patches);
+    if (n_out_rows < 1 || n_out_rows > INT32_MAX)
+        return llv_fail(err, LLAVA_E_MISMATCH, "projector %s cannot take the %d tokens of this vision encoder "
+                        "(it needs a square grid with an even side)", p->type_name, hp->n_patches);
 
     size_t planar_bytes, feat_bytes;
     if (llv_mul3_overflow(3 * (size_t)hp->image_size, (size_t)hp->image_size, sizeof(float), &planar_bytes) ||
@@ -179,36 +188,158 @@ static int encode(const llava_vision *v, const llava_projector *p, const llava_i
         rc = llv_fail(err, LLAVA_E_NOMEM, "vision: out of memory for the features");
         goto done;
     }
-    if ((rc = llv_vision_forward(v, planar, feat, n_threads, &cb, err)) != LLAVA_OK)
+    if ((rc = llv_vision_forward(v, planar, feat, n_threads, cb, err)) != LLAVA_OK)
         goto done;
     llv_free_aligned(planar);
     planar = NULL;
-    if (llv_should_abort(&cb)) {
+    if (llv_should_abort(cb)) {
         rc = llv_fail(err, LLAVA_E_ABORTED, "vision: aborted by the abort callback before the projector");
         goto done;
     }
-    if ((rc = llv_embed_new(hp->n_patches, p->n_out, &e, err)) != LLAVA_OK ||
-        (rc = llv_projector_forward(p, feat, hp->n_patches, e->data, n_threads, err)) != LLAVA_OK)
+    if ((rc = llv_embed_new((int32_t)n_out_rows, p->n_out, &e, err)) != LLAVA_OK ||
+        (rc = llv_projector_forward(p, feat, hp->n_patches, e->data, n_threads, err)) != LLAVA_OK ||
+        (rc = check_finite(e, err)) != LLAVA_OK)
         goto done;
-    size_t n = (size_t)e->n_tokens * (size_t)e->n_embd;
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(e->data[i])) {
-            rc = llv_fail(err, LLAVA_E_FORMAT, "vision: the encoder produced a non-finite value at token %zu "
-                          "(broken weights?)", i / (size_t)e->n_embd);
-            goto done;
-        }
-    if (llv_report_progress(&cb, 1.0f)) {
-        rc = llv_fail(err, LLAVA_E_ABORTED, "vision: aborted by the progress callback");
-        goto done;
-    }
     *out = e;
     e = NULL;
-    rc = LLAVA_OK;
 done:
     llava_free_embed(e);
     llv_free_aligned(feat);
     llv_free_aligned(planar);
     return rc;
+}
+
+/* Tiles per batched tower pass: as many as fit this much scratch memory. */
+#define LLV_ANYRES_BATCH_BYTES ((size_t)256 << 20)
+static int forced_batch; /* tests: > 0 forces this many images per pass */
+
+void llv_anyres_force_batch(int n)
+{
+    __atomic_store_n(&forced_batch, n > 0 ? n : 0, __ATOMIC_RELAXED);
+}
+
+/* LLaVA-1.6 path (anyres.c): base + tiles through the tower in batches,
+ * one projector pass over all tokens, then the reference token layout. */
+static int encode_anyres(const llava_vision *v, const llava_projector *p, const llava_image *image, int n_threads,
+                         const llv_callbacks *cb, llava_embed **out, llv_err *err)
+{
+    const llv_vision_hparams *hp = &v->hp;
+    const int32_t width = llv_vision_out_width(v);
+    if (!llv_projector_rowwise(p))
+        return llv_fail(err, LLAVA_E_UNSUPPORTED, "any-resolution images (image_grid_pinpoints) with the "
+                        "token-reducing projector '%s' are not supported", p->type_name);
+    if (v->anyres.merge == LLV_MERGE_SPATIAL_UNPAD && v->anyres.newline_len != p->n_out)
+        return llv_fail(err, LLAVA_E_MISMATCH, "image_newline has %d values but the projector produces %d",
+                        v->anyres.newline_len, p->n_out);
+    llv_anyres_plan plan;
+    int rc = llv_anyres_layout(v, image->width, image->height, &plan, err);
+    if (rc != LLAVA_OK)
+        return rc;
+    const int32_t n_img = 1 + plan.grid_w * plan.grid_h;
+    const size_t plane3 = 3 * (size_t)hp->image_size * (size_t)hp->image_size;
+    const size_t tok = (size_t)hp->n_patches;
+    size_t planar_bytes, feat_bytes, proj_bytes;
+    if (llv_mul3_overflow((size_t)n_img, plane3, sizeof(float), &planar_bytes) ||
+        llv_mul3_overflow((size_t)n_img * tok, (size_t)width, sizeof(float), &feat_bytes) ||
+        llv_mul3_overflow((size_t)n_img * tok, (size_t)p->n_out, sizeof(float), &proj_bytes))
+        return llv_fail(err, LLAVA_E_NOMEM, "vision: buffers for %d tiles are too large", n_img - 1);
+
+    llava_embed *e = NULL;
+    float *feat = NULL, *proj = NULL;
+    float *planar = llv_malloc_aligned(planar_bytes);
+    if (!planar) {
+        rc = llv_fail(err, LLAVA_E_NOMEM, "vision: out of memory for %d input images", n_img);
+        goto done;
+    }
+    if ((rc = llv_anyres_preprocess(v, image->rgb, image->width, image->height, &plan, planar, err)) != LLAVA_OK)
+        goto done;
+    if (!(feat = llv_malloc_aligned(feat_bytes))) {
+        rc = llv_fail(err, LLAVA_E_NOMEM, "vision: out of memory for the features");
+        goto done;
+    }
+    size_t per = llv_vision_bytes_per_image(v);
+    int32_t batch = (int32_t)LLV_MAX((size_t)1, LLV_MIN((size_t)n_img, LLV_ANYRES_BATCH_BYTES / LLV_MAX(per, 1)));
+    int forced = __atomic_load_n(&forced_batch, __ATOMIC_RELAXED);
+    if (forced > 0)
+        batch = LLV_MIN(forced, n_img);
+    /* Progress: the tower gets 95%, split by images. */
+    for (int32_t i = 0; i < n_img; i += batch) {
+        int32_t nb = LLV_MIN(batch, n_img - i);
+        if (llv_should_abort(cb)) {
+            rc = llv_fail(err, LLAVA_E_ABORTED, "vision: aborted by the abort callback before tile %d", i);
+            goto done;
+        }
+        rc = llv_vision_forward_batch(v, planar + (size_t)i * plane3, nb, feat + (size_t)i * tok * (size_t)width,
+                                      n_threads, cb, 0.95f * (float)i / (float)n_img,
+                                      0.95f * (float)nb / (float)n_img, err);
+        if (rc != LLAVA_OK)
+            goto done;
+    }
+    llv_free_aligned(planar);
+    planar = NULL;
+    if (llv_should_abort(cb)) {
+        rc = llv_fail(err, LLAVA_E_ABORTED, "vision: aborted by the abort callback before the projector");
+        goto done;
+    }
+    if (!(proj = llv_malloc_aligned(proj_bytes))) {
+        rc = llv_fail(err, LLAVA_E_NOMEM, "vision: out of memory for the projected tiles");
+        goto done;
+    }
+    if ((rc = llv_projector_forward(p, feat, (int64_t)n_img * (int64_t)tok, proj, n_threads, err)) != LLAVA_OK ||
+        (rc = llv_embed_new(plan.n_tokens, p->n_out, &e, err)) != LLAVA_OK)
+        goto done;
+    llv_anyres_merge(v, &plan, proj, p->n_out, e->data);
+    if ((rc = check_finite(e, err)) != LLAVA_OK)
+        goto done;
+    *out = e;
+    e = NULL;
+done:
+    llava_free_embed(e);
+    llv_free_aligned(proj);
+    llv_free_aligned(feat);
+    llv_free_aligned(planar);
+    return rc;
+}
+
+static int encode(const llava_vision *v, const llava_projector *p, const llava_image *image,
+                  const llava_params *params, llava_embed **out, llv_err *err)
+{
+    const int32_t width = llv_vision_out_width(v);
+    if (p->n_in != width)
+        return llv_fail(err, LLAVA_E_MISMATCH, "projector input width %d does not match the vision encoder's "
+                        "output width %d", p->n_in, width);
+    if (!image->rgb || image->width < 1 || image->height < 1)
+        return llv_fail(err, LLAVA_E_INVALID_ARG, "image has no pixels");
+
+    int n_threads = params ? llv_resolve_threads(llv_param_int(params, LLAVA_PARAM_N_THREADS)) : v->n_threads;
+    llv_callbacks cb = params ? llv_param_callbacks(params) : v->cb;
+    int rc = v->anyres.n_pinpoints > 0 ? encode_anyres(v, p, image, n_threads, &cb, out, err)
+                                       : encode_single(v, p, image, n_threads, &cb, out, err);
+    if (rc == LLAVA_OK && llv_report_progress(&cb, 1.0f)) {
+        llava_free_embed(*out);
+        *out = NULL;
+        rc = llv_fail(err, LLAVA_E_ABORTED, "vision: aborted by the progress callback");
+    }
+    return rc;
+}
+
+LLAVA_API int32_t llava_vision_n_tokens_for(const llava_vision *v, const llava_projector *p, int32_t width,
+                                            int32_t height)
+{
+    if (!llv_handle_is(v, LLV_MAGIC_VISION) || !llv_handle_is(p, LLV_MAGIC_PROJECTOR) || width < 1 || height < 1)
+        return 0;
+    if (p->n_in != llv_vision_out_width(v))
+        return 0;
+    if (v->anyres.n_pinpoints == 0) {
+        int64_t n = llv_projector_out_rows(p, v->hp.n_patches);
+        return n > 0 && n <= INT32_MAX ? (int32_t)n : 0;
+    }
+    if (!llv_projector_rowwise(p))
+        return 0;
+    llv_anyres_plan plan;
+    llv_err err;
+    llv_err_clear(&err);
+    return llv_anyres_layout(v, width, height, &plan, &err) == LLAVA_OK ? plan.n_tokens : 0;
 }
 
 LLAVA_API int llava_encode_image(const llava_vision *v, const llava_projector *p, llava_image *image,

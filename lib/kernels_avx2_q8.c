@@ -397,7 +397,7 @@ static AVX2 void quantize_q8_0(const float *x, uint8_t *b, int64_t nb)
         __m256 vid = _mm256_set1_ps(id);
         __m256i q[4];
         for (int g = 0; g < 4; g++)
-            q[g] = _mm256_cvtps_epi32(_mm256_mul_ps(v[g], vid));
+            q[g] = _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v[g], vid)));
         _mm256_storeu_si256((__m256i *)(b + 2), pack_32(q[0], q[1], q[2], q[3]));
     }
 }

@@ -15,10 +15,11 @@
  * turns it off process-wide.
  *
  * Two drivers:
- *  - GEMV (few rows, the decode case; memory bound): parallel over output
- *    rows; F32/F16/BF16 rows are dotted directly, quantized rows are
- *    dequantized 256 values at a time into an L1 buffer and dotted with
- *    every activation row.
+ *  - GEMV (up to GEMV_MAX_ROWS rows, the decode case; memory bound):
+ *    parallel over output rows; F32/F16/BF16 rows are dotted directly;
+ *    quantized rows use the ISA's integer block dots against the activation
+ *    rows quantized once to Q8_0/Q8_K (see above), or without one are
+ *    dequantized 256 values at a time into an L1 buffer and dotted in f32.
  *  - GEMM (prefill / vision encode; compute bound): each thread takes panels
  *    of PANEL_N weight rows; for every K chunk of KC values it dequantizes
  *    the panel chunk once into an f32 buffer (L2 sized), packed k-major in

@@ -10,17 +10,22 @@
  *    A file with only mm.0 is therefore the LLaVA-1 linear projector (no
  *    activation; RC would still apply GELU there).
  *  - "linear": mm.0 only, no activation; a stored mm.2 is an error.
- *  - mm.1 / mm.3 present (Yi-VL's LayerNorm MLP) and every other type
- *    string (ldp, ldpv2, resampler, ...): LLAVA_E_UNSUPPORTED naming it.
+ *  - "mlp" with mm.3.weight stored: Yi-VL's MLP with LayerNorms (RC's
+ *    internal MLP_NORM): mm.0 -> LN(mm.1) -> GELU(erf) -> mm.3 -> LN(mm.4),
+ *    LN eps = clip.vision.attention.layer_norm_epsilon (default 1e-5, as
+ *    nn.LayerNorm); mm.2 must then be absent.
+ *  - "ldp" / "ldpv2": MobileVLM v1/v2 (projector_mvlm.c), 4x fewer tokens.
+ *  - every other type string (resampler, ...): LLAVA_E_UNSUPPORTED naming it.
  */
 #include "vision.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 /* Type names of spec §3.3 that are known but not implemented. */
 static const char *const known_other[] = {
-    "ldp", "ldpv2", "resampler", "adapter", "cogvlm", "qwen2vl_merger", "qwen2.5vl_merger",
+    "resampler", "adapter", "cogvlm", "qwen2vl_merger", "qwen2.5vl_merger",
     "qwen3vl_merger", "gemma3", "idefics3", "pixtral", "internvl", "llama4", "phi4", "lfm2",
     "kimivl", "glm4v", "janus_pro", "ultravox", "qwen2a", "voxtral",
 };
@@ -63,9 +68,14 @@ static int read_type(const llv_gguf *g, llava_projector *p, llv_err *err)
         p->kind = LLV_PROJ_LINEAR;
         return LLAVA_OK;
     }
+    if (str_is(s, "ldp") || str_is(s, "ldpv2")) {
+        p->kind = s.len == 3 ? LLV_PROJ_LDP : LLV_PROJ_LDPV2;
+        return LLAVA_OK;
+    }
     for (size_t i = 0; i < sizeof known_other / sizeof known_other[0]; i++)
         if (str_is(s, known_other[i]))
-            return llv_fail(err, LLAVA_E_UNSUPPORTED, "mmproj: projector type '%s' is not supported (only mlp, linear)",
+            return llv_fail(err, LLAVA_E_UNSUPPORTED, "mmproj: projector type '%s' is not supported (only mlp, linear, ldp, "
+                            "ldpv2)",
                             p->type_name);
     return llv_fail(err, LLAVA_E_UNSUPPORTED, "mmproj: unknown projector type '%s'%s", p->type_name,
                     s.len >= sizeof p->type_name ? " (truncated)" : "");
@@ -98,31 +108,13 @@ static int load_layer(const llv_gguf *g, int idx, int64_t n_in, llv_proj_layer *
     return LLAVA_OK;
 }
 
-void llv_projector_destroy(llava_projector *p)
+/* mlp / linear: mm.0, mm.2, mm.4, ... without gaps. */
+static int load_mlp(const llv_gguf *g, llava_projector *p, llv_err *err)
 {
-    if (!p)
-        return;
-    for (int i = 0; i < LLV_PROJ_MAX_LAYERS; i++)
-        llv_free(p->layers[i].b);
-    llv_gguf_close(p->gguf);
-    llv_handle_kill(&p->hdr);
-    llv_free(p);
-}
-
-int llv_projector_from_gguf(llv_gguf *g, const llava_params *params, llava_projector **out, llv_err *err)
-{
-    *out = NULL;
-    llava_projector *p = llv_calloc(1, sizeof *p);
-    if (!p)
-        return llv_fail(err, LLAVA_E_NOMEM, "out of memory for the projector");
-    llv_handle_init(&p->hdr, LLV_MAGIC_PROJECTOR);
-    p->n_threads = llv_resolve_threads(llv_param_int(params, LLAVA_PARAM_N_THREADS));
-    p->cb = llv_param_callbacks(params);
-
-    int rc = read_type(g, p, err);
-    if (rc == LLAVA_OK && (llv_gguf_find_tensor(g, "mm.1.weight") || llv_gguf_find_tensor(g, "mm.3.weight")))
-        rc = llv_fail(err, LLAVA_E_UNSUPPORTED, "mmproj: projector with normalisation layers (mm.1/mm.3, Yi-VL) "
-                      "is not supported");
+    int rc = LLAVA_OK;
+    if (llv_gguf_find_tensor(g, "mm.1.weight"))
+        return llv_fail(err, LLAVA_E_FORMAT, "mmproj: mm.1.weight (a Yi-VL LayerNorm) is stored but mm.3.weight "
+                        "is missing");
     int max_layers = p->kind == LLV_PROJ_LINEAR ? 1 : LLV_PROJ_MAX_LAYERS;
     int64_t width = -1;
     for (int i = 0; rc == LLAVA_OK && i < max_layers; i++) {
@@ -150,20 +142,152 @@ int llv_projector_from_gguf(llv_gguf *g, const llava_params *params, llava_proje
                                     2 * p->n_layers);
         }
     }
+    p->n_out = (int32_t)width;
+    return rc;
+}
+
+/* Yi-VL: mm.0 (linear), mm.1 (LayerNorm), mm.3 (linear), mm.4 (LayerNorm). */
+static int load_mlp_norm(const llv_gguf *g, llava_projector *p, llv_err *err)
+{
+    bool present;
+    int rc;
+    if (llv_gguf_find_tensor(g, "mm.2.weight"))
+        return llv_fail(err, LLAVA_E_FORMAT, "mmproj: both mm.2.weight and mm.3.weight are stored (neither a "
+                        "plain mlp nor Yi-VL's mm.0/mm.1/mm.3/mm.4)");
+    if ((rc = load_layer(g, 0, -1, &p->layers[0], &present, err)) != LLAVA_OK ||
+        (rc = load_layer(g, 3, p->layers[0].w.n_out, &p->layers[1], &present, err)) != LLAVA_OK)
+        return rc;
+    p->n_layers = 2;
+    p->n_in = (int32_t)p->layers[0].w.n_in;
+    p->n_out = (int32_t)p->layers[1].w.n_out;
+    const char *ln[2] = { "mm.1", "mm.4" };
+    for (int i = 0; i < 2; i++) {
+        char name[32];
+        int64_t n = p->layers[i].w.n_out;
+        snprintf(name, sizeof name, "%s.weight", ln[i]);
+        if ((rc = llv_vt_vector(g, name, true, n, &p->ln_w[i], err)) != LLAVA_OK)
+            return rc;
+        snprintf(name, sizeof name, "%s.bias", ln[i]);
+        if ((rc = llv_vt_vector(g, name, false, n, &p->ln_b[i], err)) != LLAVA_OK)
+            return rc;
+    }
+    if (llv_gguf_find_tensor(g, "mm.5.weight") || llv_gguf_find_tensor(g, "mm.6.weight"))
+        return llv_fail(err, LLAVA_E_UNSUPPORTED, "mmproj: Yi-VL style projector with more than mm.0..mm.4");
+    return LLAVA_OK;
+}
+
+/* LayerNorm epsilon for the projector's norms: the file's vision eps. */
+static int read_eps(const llv_gguf *g, llava_projector *p, llv_err *err)
+{
+    p->eps = 1e-5f;
+    if (llv_gguf_find_key(g, "clip.vision.attention.layer_norm_epsilon") < 0)
+        return LLAVA_OK;
+    if (llv_gguf_get_f32(g, "clip.vision.attention.layer_norm_epsilon", &p->eps, err) != LLAVA_OK)
+        return llv_err_prefix(err, "mmproj");
+    if (!(p->eps > 0.0f && p->eps <= 1.0f))
+        return llv_fail(err, LLAVA_E_FORMAT, "mmproj: layer_norm_epsilon %g is not in (0, 1]", (double)p->eps);
+    return LLAVA_OK;
+}
+
+void llv_projector_destroy(llava_projector *p)
+{
+    if (!p)
+        return;
+    for (int i = 0; i < LLV_PROJ_MAX_LAYERS; i++)
+        llv_free(p->layers[i].b);
+    for (int i = 0; i < 2; i++) {
+        llv_free(p->ln_w[i]);
+        llv_free(p->ln_b[i]);
+    }
+    llv_mvlm_free(p);
+    llv_gguf_close(p->gguf);
+    llv_handle_kill(&p->hdr);
+    llv_free(p);
+}
+
+int llv_projector_from_gguf(llv_gguf *g, const llava_params *params, llava_projector **out, llv_err *err)
+{
+    *out = NULL;
+    llava_projector *p = llv_calloc(1, sizeof *p);
+    if (!p)
+        return llv_fail(err, LLAVA_E_NOMEM, "out of memory for the projector");
+    llv_handle_init(&p->hdr, LLV_MAGIC_PROJECTOR);
+    p->n_threads = llv_resolve_threads(llv_param_int(params, LLAVA_PARAM_N_THREADS));
+    p->cb = llv_param_callbacks(params);
+
+    int rc = read_type(g, p, err);
+    if (rc == LLAVA_OK && p->kind == LLV_PROJ_MLP && llv_gguf_find_tensor(g, "mm.3.weight"))
+        p->kind = LLV_PROJ_MLP_NORM;
+    if (rc == LLAVA_OK && (p->kind == LLV_PROJ_MLP_NORM || p->kind == LLV_PROJ_LDP)) /* they have LayerNorms */
+        rc = read_eps(g, p, err);
+    if (rc == LLAVA_OK) {
+        switch (p->kind) {
+        case LLV_PROJ_MLP_NORM: rc = load_mlp_norm(g, p, err); break;
+        case LLV_PROJ_LDP:
+        case LLV_PROJ_LDPV2:    rc = llv_mvlm_load(g, p, err); break;
+        default:                rc = load_mlp(g, p, err); break;
+        }
+    }
     if (rc != LLAVA_OK) {
         llv_projector_destroy(p);
         return rc;
     }
-    p->n_out = (int32_t)width;
     p->gguf = g;
-    llv_log(&p->cb, 2, "projector: %s, %d linear layer(s), %d -> %d", p->type_name, p->n_layers, p->n_in, p->n_out);
+    llv_log(&p->cb, 2, "projector: %s%s, %d linear layer(s), %d -> %d", p->type_name,
+            p->kind == LLV_PROJ_MLP_NORM ? " with LayerNorms (Yi-VL)" : "", p->n_layers, p->n_in, p->n_out);
     *out = p;
+    return LLAVA_OK;
+}
+
+int64_t llv_projector_out_rows(const llava_projector *p, int64_t n_rows)
+{
+    if (llv_projector_rowwise(p))
+        return n_rows;
+    /* ldp/ldpv2: a square grid with an even side, halved per side */
+    int64_t side = (int64_t)sqrt((double)n_rows);
+    while (side * side > n_rows)
+        side--;
+    while ((side + 1) * (side + 1) <= n_rows)
+        side++;
+    if (side * side != n_rows || side % 2 != 0 || side < 2)
+        return 0;
+    return (side / 2) * (side / 2);
+}
+
+bool llv_projector_rowwise(const llava_projector *p)
+{
+    return p->kind != LLV_PROJ_LDP && p->kind != LLV_PROJ_LDPV2;
+}
+
+/* Yi-VL: y = LN4(W3 · GELU(LN1(W0 x + b0)) + b3). */
+static int forward_mlp_norm(const llava_projector *p, const float *in, int64_t n_rows, float *out, int n_threads,
+                            llv_err *err)
+{
+    const int64_t H = p->layers[0].w.n_out, O = p->n_out;
+    size_t bytes;
+    if (llv_mul3_overflow((size_t)n_rows, (size_t)H, sizeof(float), &bytes))
+        return llv_fail(err, LLAVA_E_NOMEM, "projector: buffers are too large");
+    float *h = llv_malloc_aligned(bytes);
+    if (!h)
+        return llv_fail(err, LLAVA_E_NOMEM, "projector: out of memory for %zu bytes", bytes);
+    llv_matmul(&p->layers[0].w, in, n_rows, h, p->layers[0].b, n_threads);
+    for (int64_t r = 0; r < n_rows; r++)
+        llv_layernorm(h + r * H, h + r * H, p->ln_w[0], p->ln_b[0], H, p->eps);
+    llv_gelu_erf(h, n_rows * H);
+    llv_matmul(&p->layers[1].w, h, n_rows, out, p->layers[1].b, n_threads);
+    for (int64_t r = 0; r < n_rows; r++)
+        llv_layernorm(out + r * O, out + r * O, p->ln_w[1], p->ln_b[1], O, p->eps);
+    llv_free_aligned(h);
     return LLAVA_OK;
 }
 
 int llv_projector_forward(const llava_projector *p, const float *in, int64_t n_rows, float *out, int n_threads,
                           llv_err *err)
 {
+    if (p->kind == LLV_PROJ_MLP_NORM)
+        return forward_mlp_norm(p, in, n_rows, out, n_threads, err);
+    if (p->kind == LLV_PROJ_LDP || p->kind == LLV_PROJ_LDPV2)
+        return llv_mvlm_forward(p, in, n_rows, out, n_threads, err);
     /* Two ping-pong buffers for the hidden layers (none for one layer). */
     float *buf[2] = { NULL, NULL };
     if (p->n_layers > 1) {

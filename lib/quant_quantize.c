@@ -2,15 +2,17 @@
  * quant_quantize.c - reference quantizers (f32 row -> blocks) for every
  * weight type and for the activation types Q8_0/Q8_K (spec §2, §2.1).
  *
- * The weight quantizers are simple and deterministic, not llama.cpp's
- * error-minimising searches (those come later with llava-quantize):
- *  - symmetric types (Q4_0, Q5_0, Q8_0, Q3_K, Q6_K): the element of largest
- *    magnitude maps exactly to the most negative level; scales are rounded
- *    to their storage format first and the levels computed from the stored
- *    scale, so dequantization sees exactly the step that was used;
- *  - asymmetric types (Q4_1, Q5_1, Q2_K, Q4_K, Q5_K): min/max per
- *    (sub-)block; for the K types the integer scale and min are rounded
- *    *outward* (min down, step up) so the sub-block range stays covered.
+ * The weight quantizers are simple and deterministic (llama.cpp's importance
+ * weighted searches come later with llava-quantize):
+ *  - symmetric types (Q4_0, Q5_0, Q3_K and Q6_K sub-blocks): 19 candidate
+ *    steps around amax/half, each refined by least squares (d = sum xq /
+ *    sum q^2); the one of least squared error wins. Q8_0 keeps amax/127.
+ *  - asymmetric types (Q4_1, Q5_1, Q2_K/Q4_K/Q5_K sub-blocks): min/max start,
+ *    then up to 4 rounds of level assignment + least-squares (d, m) (m <= 0
+ *    for the K types, whose offset only subtracts).
+ *  - the K types then round the sub-block scales/mins to their 4/6/8-bit
+ *    integers against f16 super-scales; levels are always recomputed from the
+ *    stored (rounded) scales, so dequantization sees exactly what was fitted.
  * Error bounds measured on N(0,1) data are asserted in tests/check_quant.c.
  */
 #include "quant.h"
@@ -54,16 +56,90 @@ static void min_max(const float *x, int n, float *mn, float *mx)
     }
 }
 
+/* Best scale of a symmetric block: levels -half..half-1, y = d*q. Tries
+ * 19 step candidates around mx/-half (mx = the signed element of largest
+ * magnitude) and for each the least-squares d of the resulting levels;
+ * returns the d of least squared error (0 for an all-zero block). */
+static float sym_scale_search(const float *x, int n, int half)
+{
+    float mx = signed_absmax(x, n);
+    if (mx == 0.0f)
+        return 0.0f;
+    float best_d = mx / (float)-half, best_err = INFINITY;
+    for (int is = -9; is <= 9; is++) {
+        float iscale = -((float)half + 0.1f * (float)is) / mx;
+        double sxq = 0, sqq = 0;
+        for (int i = 0; i < n; i++) {
+            int q = clampi(round_away(x[i] * iscale), -half, half - 1);
+            sxq += (double)x[i] * q;
+            sqq += (double)q * q;
+        }
+        if (sqq <= 0)
+            continue;
+        float d = (float)(sxq / sqq);
+        double err = 0;
+        float id = 1.0f / d;
+        for (int i = 0; i < n; i++) {
+            int q = clampi(round_away(x[i] * id), -half, half - 1);
+            double e = x[i] - d * q;
+            err += e * e;
+        }
+        if (err < best_err) {
+            best_err = (float)err;
+            best_d = d;
+        }
+    }
+    return best_d;
+}
+
 /* Symmetric 4/5-bit block: levels -half..half-1 (stored q+half). Returns
  * the stored f16 scale; q[] gets 0..2*half-1. */
 static float quant_sym(const float *x, int n, int half, uint8_t *q)
 {
-    float mx = signed_absmax(x, n);
-    float d = f16_round(mx / (float)-half);
+    float d = f16_round(sym_scale_search(x, n, half));
     float id = d != 0.0f ? 1.0f / d : 0.0f;
     for (int i = 0; i < n; i++)
         q[i] = (uint8_t)clampi(round_away(x[i] * id) + half, 0, 2 * half - 1);
     return d;
+}
+
+/* Least-squares refinement of an asymmetric fit y = d*q + m (q in 0..nmax):
+ * alternately assign levels and solve the 2x2 normal equations, keeping the
+ * best fit; with nonpos_m the offset is constrained to m <= 0 (K types). */
+static void asym_refine(const float *x, int n, int nmax, bool nonpos_m, float *d_io, float *m_io)
+{
+    float d = *d_io, m = *m_io;
+    double best = INFINITY;
+    for (int it = 0; it < 4 && d > 0.0f; it++) {
+        double sq = 0, sqq = 0, sx = 0, sxq = 0, err = 0;
+        float id = 1.0f / d;
+        for (int i = 0; i < n; i++) {
+            int q = clampi(round_away((x[i] - m) * id), 0, nmax);
+            double e = x[i] - (d * q + m);
+            err += e * e;
+            sq += q;
+            sqq += (double)q * q;
+            sx += x[i];
+            sxq += (double)x[i] * q;
+        }
+        if (err >= best)
+            break;
+        best = err;
+        *d_io = d;
+        *m_io = m;
+        double det = n * sqq - sq * sq;
+        if (det <= 0)
+            break;
+        double nd = (n * sxq - sq * sx) / det, nm = (sx - nd * sq) / n;
+        if (nonpos_m && nm > 0) {
+            nm = 0;
+            nd = sqq > 0 ? sxq / sqq : 0;
+        }
+        if (!(nd > 0))
+            break;
+        d = (float)nd;
+        m = (float)nm;
+    }
 }
 
 /* Asymmetric block: levels 0..nmax, y = q*d + m. */
@@ -71,8 +147,10 @@ static void quant_asym(const float *x, int n, int nmax, uint8_t *q, float *d_out
 {
     float mn, mx;
     min_max(x, n, &mn, &mx);
-    float m = f16_round(mn);
-    float d = f16_round((mx - m) / (float)nmax);
+    float d0 = (mx - mn) / (float)nmax, m0 = mn;
+    asym_refine(x, n, nmax, false, &d0, &m0);
+    float m = f16_round(m0);
+    float d = f16_round(d0);
     float id = d != 0.0f ? 1.0f / d : 0.0f;
     for (int i = 0; i < n; i++)
         q[i] = (uint8_t)clampi(round_away((x[i] - m) * id), 0, nmax);
@@ -148,25 +226,25 @@ static void q8_0_block(const float *x, uint8_t *b)
 static void kquant_asym(const float *x, int nsub, int len, int nmax, int smax,
                         int *sc, int *m, uint8_t *q, float *d_out, float *dmin_out)
 {
-    float step[16], neg_min[16], top[16];
+    float step[16], neg_min[16];
     float max_step = 0.0f, max_neg_min = 0.0f;
     for (int s = 0; s < nsub; s++) {
         float mn, mx;
         min_max(x + s * len, len, &mn, &mx);
         if (mn > 0.0f) mn = 0.0f; /* m >= 0: the offset only shifts down */
-        neg_min[s] = -mn;
-        top[s] = mx;
-        step[s] = (mx - mn) / (float)nmax;
+        float st = (mx - mn) / (float)nmax, off = mn;
+        asym_refine(x + s * len, len, nmax, true, &st, &off);
+        step[s] = st;
+        neg_min[s] = -off;
         if (step[s] > max_step) max_step = step[s];
         if (neg_min[s] > max_neg_min) max_neg_min = neg_min[s];
     }
-    /* One level of headroom in the integer scale for the outward rounding. */
-    float d = f16_round(max_step / (float)(smax - 1));
+    float d = f16_round(max_step / (float)smax);
     float dmin = f16_round(max_neg_min / (float)smax);
     for (int s = 0; s < nsub; s++) {
-        m[s] = dmin > 0.0f ? clampi((int)ceilf(neg_min[s] / dmin), 0, smax) : 0;
+        m[s] = dmin > 0.0f ? clampi(round_away(neg_min[s] / dmin), 0, smax) : 0;
         float off = dmin * (float)m[s];
-        sc[s] = d > 0.0f ? clampi((int)ceilf((top[s] + off) / ((float)nmax * d)), 0, smax) : 0;
+        sc[s] = d > 0.0f ? clampi(round_away(step[s] / d), 0, smax) : 0;
         float st = d * (float)sc[s];
         float ist = st > 0.0f ? 1.0f / st : 0.0f;
         for (int i = 0; i < len; i++)
@@ -185,7 +263,7 @@ static float kquant_sym(const float *x, int nsub, int len, int half, int smax, i
 {
     float sub[16], big = 0.0f;
     for (int s = 0; s < nsub; s++) {
-        sub[s] = signed_absmax(x + s * len, len) / (float)-half;
+        sub[s] = sym_scale_search(x + s * len, len, half);
         if (fabsf(sub[s]) > fabsf(big)) big = sub[s];
     }
     float d = f16_round(big / (float)-(smax + 1));

@@ -9,7 +9,8 @@
  *                                                      hidden state k = after block k-1
  *   out     = requested hidden states without the CLS row, side by side
  *
- * Every matrix product runs over all n_pos rows at once (GEMM), attention
+ * Every matrix product runs over all n_pos rows at once (GEMM) - of
+ * several images when batched (LLaVA-1.6 tiles) -, attention
  * included (attention_gemm; llv_attention is the reference and the fallback
  * for very long sequences). OpenMP lives in the kernels; the row-wise norms,
  * softmaxes and activations here are serial and cheap next to the GEMMs.
@@ -30,29 +31,31 @@ void llv_vision_force_reference_attention(int on)
     __atomic_store_n(&force_ref_attention, on ? 1 : 0, __ATOMIC_RELAXED);
 }
 
-/* Scratch buffers of one forward pass, carved from one aligned allocation.
- * Sizes in floats: x, h, q, k, v, att: n_pos*D each; ff: n_pos*max(F, 3*P*P)
- * (the im2col rows of the patch embedding reuse ff); for GEMM attention
- * qh, kh, oh: n_pos*head_dim, vt: head_dim*n_pos, s: n_pos*n_pos. */
+/* Scratch buffers of one forward pass over B images, carved from one
+ * aligned allocation. Sizes in floats: x, h, q, k, v, att: B*n_pos*D each;
+ * ff: B*n_pos*max(F, 3*P*P) (the im2col rows of the patch embedding reuse
+ * ff); for GEMM attention (one image at a time) qh, kh, oh: n_pos*head_dim,
+ * vt: head_dim*n_pos, s: n_pos*n_pos. */
 typedef struct fwd_bufs {
     float *mem;
     float *x, *h, *q, *k, *v, *att, *ff;
     float *qh, *kh, *vt, *oh, *s; /* NULL: use llv_attention */
 } fwd_bufs;
 
-static int bufs_alloc(const llv_vision_hparams *hp, fwd_bufs *b, llv_err *err)
+static int bufs_alloc(const llv_vision_hparams *hp, size_t n_images, fwd_bufs *b, llv_err *err)
 {
     size_t rows = (size_t)hp->n_pos, D = (size_t)hp->n_embd, hd = (size_t)hp->head_dim;
     size_t patch_in = 3 * (size_t)hp->patch_size * (size_t)hp->patch_size;
     size_t ff_w = LLV_MAX((size_t)hp->n_ff, patch_in);
-    size_t nd, nf, total, bytes, n_scores = 0, n_heads = 0;
-    if (llv_mul_overflow(rows, D, &nd) || llv_mul_overflow(rows, ff_w, &nf) ||
-        llv_mul_overflow(nd, 6, &total) || llv_add_overflow(total, nf, &total))
+    size_t all_rows, nd, nf, total, bytes, n_scores = 0, n_heads = 0;
+    if (llv_mul_overflow(rows, n_images, &all_rows) || llv_mul_overflow(all_rows, D, &nd) ||
+        llv_mul_overflow(all_rows, ff_w, &nf) || llv_mul_overflow(nd, 6, &total) ||
+        llv_add_overflow(total, nf, &total))
         return llv_fail(err, LLAVA_E_NOMEM, "vision: activation buffers are too large");
     bool gemm_attn = !__atomic_load_n(&force_ref_attention, __ATOMIC_RELAXED) &&
                      !llv_mul_overflow(rows, rows, &n_scores) && n_scores <= GEMM_ATTN_MAX_SCORES;
     if (gemm_attn) {
-        n_heads = 4 * rows * hd; /* qh, kh, vt, oh; rows*hd <= nd, no overflow */
+        n_heads = 4 * rows * hd; /* qh, kh, vt, oh; rows*hd <= nd/n_images, no overflow */
         if (llv_add_overflow(total, n_heads + n_scores, &total))
             return llv_fail(err, LLAVA_E_NOMEM, "vision: activation buffers are too large");
     }
@@ -86,13 +89,14 @@ static int bufs_alloc(const llv_vision_hparams *hp, fwd_bufs *b, llv_err *err)
  *   P  = softmax(S) per row
  *   O_h = P V_h                [n][hd]  (V_hᵀ as an F32 weight: hd outputs of n inputs)
  * q, k, v, att: [n][D] with head h at columns h*hd. */
-static void attention_gemm(const llv_vision_hparams *hp, fwd_bufs *b, int nt)
+static void attention_gemm(const llv_vision_hparams *hp, fwd_bufs *b, int64_t image, int nt)
 {
     const int64_t n = hp->n_pos, D = hp->n_embd, hd = hp->head_dim;
+    const int64_t base = image * n * D; /* first row of this image in q, k, v, att */
     const float scale = 1.0f / sqrtf((float)hd);
     for (int h = 0; h < hp->n_head; h++) {
         for (int64_t t = 0; t < n; t++) {
-            const int64_t src = t * D + h * hd;
+            const int64_t src = base + t * D + h * hd;
             for (int64_t d = 0; d < hd; d++) {
                 b->qh[t * hd + d] = b->q[src + d] * scale;
                 b->kh[t * hd + d] = b->k[src + d];
@@ -107,7 +111,7 @@ static void attention_gemm(const llv_vision_hparams *hp, fwd_bufs *b, int nt)
             llv_softmax(b->s + t * n, n);
         llv_matmul(&wv, b->s, n, b->oh, NULL, nt);
         for (int64_t t = 0; t < n; t++)
-            memcpy(b->att + t * D + h * hd, b->oh + t * hd, (size_t)hd * sizeof(float));
+            memcpy(b->att + base + t * D + h * hd, b->oh + t * hd, (size_t)hd * sizeof(float));
     }
 }
 
@@ -151,21 +155,26 @@ static void activate(int act, float *x, int64_t n)
 
 /* Copy hidden state `state` (rows of x, CLS skipped) into every feature slot
  * that asks for it. */
-static void take_features(const llv_vision_hparams *hp, int32_t state, const float *x, float *features)
+static void take_features(const llv_vision_hparams *hp, int32_t state, const float *x, int64_t n_images,
+                          float *features)
 {
     const size_t D = (size_t)hp->n_embd, W = D * (size_t)hp->n_feature;
-    const float *first = x + (hp->has_cls ? D : 0);
-    for (int j = 0; j < hp->n_feature; j++) {
-        if (hp->feature[j] != state)
-            continue;
-        for (int32_t p = 0; p < hp->n_patches; p++)
-            memcpy(features + (size_t)p * W + (size_t)j * D, first + (size_t)p * D, D * sizeof(float));
+    for (int64_t i = 0; i < n_images; i++) {
+        const float *first = x + ((size_t)i * (size_t)hp->n_pos + (hp->has_cls ? 1 : 0)) * D;
+        float *dst = features + (size_t)i * (size_t)hp->n_patches * W;
+        for (int j = 0; j < hp->n_feature; j++) {
+            if (hp->feature[j] != state)
+                continue;
+            for (int32_t p = 0; p < hp->n_patches; p++)
+                memcpy(dst + (size_t)p * W + (size_t)j * D, first + (size_t)p * D, D * sizeof(float));
+        }
     }
 }
 
-static void run_block(const llv_vision_hparams *hp, const llv_vision_block *blk, fwd_bufs *b, int nt)
+static void run_block(const llv_vision_hparams *hp, const llv_vision_block *blk, int64_t n_images, fwd_bufs *b,
+                      int nt)
 {
-    const int64_t rows = hp->n_pos, D = hp->n_embd;
+    const int64_t n = hp->n_pos, rows = n * n_images, D = hp->n_embd;
     const size_t nd = (size_t)rows * (size_t)D;
 
     /* attention: x += Wo · softmax(q kᵀ / sqrt(d)) v, all heads, no mask */
@@ -173,11 +182,14 @@ static void run_block(const llv_vision_hparams *hp, const llv_vision_block *blk,
     llv_matmul(&blk->q, b->h, rows, b->q, blk->q_b, nt);
     llv_matmul(&blk->k, b->h, rows, b->k, blk->k_b, nt);
     llv_matmul(&blk->v, b->h, rows, b->v, blk->v_b, nt);
-    if (b->s)
-        attention_gemm(hp, b, nt);
-    else
-        llv_attention(b->att, D, b->q, D, rows, b->k, b->v, LLV_TYPE_F32, D, rows, hp->n_head, hp->n_head,
-                      hp->head_dim, 1.0f / sqrtf((float)hp->head_dim), false, 0, nt);
+    for (int64_t i = 0; i < n_images; i++) {
+        const int64_t o = i * n * D; /* attention never crosses images */
+        if (b->s)
+            attention_gemm(hp, b, i, nt);
+        else
+            llv_attention(b->att + o, D, b->q + o, D, n, b->k + o, b->v + o, LLV_TYPE_F32, D, n, hp->n_head,
+                          hp->n_head, hp->head_dim, 1.0f / sqrtf((float)hp->head_dim), false, 0, nt);
+    }
     llv_matmul(&blk->o, b->att, rows, b->h, blk->o_b, nt);
     add_rows(b->x, b->h, nd);
 
@@ -189,14 +201,31 @@ static void run_block(const llv_vision_hparams *hp, const llv_vision_block *blk,
     add_rows(b->x, b->h, nd);
 }
 
+size_t llv_vision_bytes_per_image(const llava_vision *v)
+{
+    const llv_vision_hparams *hp = &v->hp;
+    size_t patch_in = 3 * (size_t)hp->patch_size * (size_t)hp->patch_size;
+    /* caps in vision.h keep this far from overflow */
+    return (size_t)hp->n_pos * (6 * (size_t)hp->n_embd + LLV_MAX((size_t)hp->n_ff, patch_in)) * sizeof(float);
+}
+
 int llv_vision_forward(const llava_vision *v, const float *planar, float *features, int n_threads,
                        const llv_callbacks *cb, llv_err *err)
 {
+    return llv_vision_forward_batch(v, planar, 1, features, n_threads, cb, 0.0f, 1.0f, err);
+}
+
+int llv_vision_forward_batch(const llava_vision *v, const float *planar, int32_t n_images, float *features,
+                             int n_threads, const llv_callbacks *cb, float prog0, float prog_span, llv_err *err)
+{
     const llv_vision_hparams *hp = &v->hp;
-    const int64_t D = hp->n_embd;
+    const int64_t D = hp->n_embd, B = n_images, rows = (int64_t)hp->n_pos * B;
     const size_t nd = (size_t)hp->n_pos * (size_t)D;
+    const size_t plane3 = 3 * (size_t)hp->image_size * (size_t)hp->image_size;
+    if (n_images < 1)
+        return llv_fail(err, LLAVA_E_INTERNAL, "vision: batch of %d images", n_images);
     fwd_bufs b;
-    int rc = bufs_alloc(hp, &b, err);
+    int rc = bufs_alloc(hp, (size_t)B, &b, err);
     if (rc != LLAVA_OK)
         return rc;
     if (llv_should_abort(cb)) {
@@ -204,19 +233,29 @@ int llv_vision_forward(const llava_vision *v, const float *planar, float *featur
         goto done;
     }
 
-    /* 1. patch embedding into rows has_cls.. of x; 2. CLS row 0; positions. */
-    float *patch_rows = b.x + (hp->has_cls ? D : 0);
-    im2col(planar, hp->image_size, hp->patch_size, hp->grid, b.ff);
-    llv_matmul(&v->patch_w, b.ff, hp->n_patches, patch_rows, v->patch_b, n_threads);
-    if (hp->has_cls)
-        memcpy(b.x, v->cls, (size_t)D * sizeof(float));
-    add_rows(b.x, v->pos, nd);
+    /* 1. patch embedding of every image into rows has_cls.. of its block of
+     * x (one GEMM over all images' patches, scattered after); 2. CLS row 0;
+     * positions. */
+    const size_t patch_in = 3 * (size_t)hp->patch_size * (size_t)hp->patch_size;
+    for (int64_t i = 0; i < B; i++)
+        im2col(planar + (size_t)i * plane3, hp->image_size, hp->patch_size, hp->grid,
+               b.ff + (size_t)i * (size_t)hp->n_patches * patch_in);
+    /* The att buffer is free here and holds B*n_pos >= B*n_patches rows. */
+    llv_matmul(&v->patch_w, b.ff, B * hp->n_patches, b.att, v->patch_b, n_threads);
+    for (int64_t i = 0; i < B; i++) {
+        float *xi = b.x + (size_t)i * nd;
+        memcpy(xi + (hp->has_cls ? D : 0), b.att + (size_t)i * (size_t)hp->n_patches * (size_t)D,
+               (size_t)hp->n_patches * (size_t)D * sizeof(float));
+        if (hp->has_cls)
+            memcpy(xi, v->cls, (size_t)D * sizeof(float));
+        add_rows(xi, v->pos, nd);
+    }
 
     /* 3. pre-LN (optional in the file; CLIP has it). */
     if (v->pre_ln_w)
-        layernorm_rows(b.x, b.x, v->pre_ln_w, v->pre_ln_b, hp->n_pos, D, hp->eps);
+        layernorm_rows(b.x, b.x, v->pre_ln_w, v->pre_ln_b, rows, D, hp->eps);
     if (hp->n_run > 0)
-        take_features(hp, 0, b.x, features);
+        take_features(hp, 0, b.x, B, features);
 
     /* 4. blocks */
     for (int32_t il = 0; il < hp->n_run; il++) {
@@ -224,10 +263,10 @@ int llv_vision_forward(const llava_vision *v, const float *planar, float *featur
             rc = llv_fail(err, LLAVA_E_ABORTED, "vision: aborted by the abort callback before block %d", il);
             goto done;
         }
-        run_block(hp, &v->blocks[il], &b, n_threads);
+        run_block(hp, &v->blocks[il], B, &b, n_threads);
         if (il + 1 < hp->n_run)
-            take_features(hp, il + 1, b.x, features);
-        if (llv_report_progress(cb, (float)(il + 1) / (float)(hp->n_run + 1))) {
+            take_features(hp, il + 1, b.x, B, features);
+        if (llv_report_progress(cb, prog0 + prog_span * (float)(il + 1) / (float)(hp->n_run + 1))) {
             rc = llv_fail(err, LLAVA_E_ABORTED, "vision: aborted by the progress callback after block %d", il);
             goto done;
         }
@@ -237,8 +276,8 @@ int llv_vision_forward(const llava_vision *v, const float *planar, float *featur
      * last computed hidden state only, as RC and the project's reference do;
      * earlier requested states are taken before it. */
     if (v->post_ln_w)
-        layernorm_rows(b.x, b.x, v->post_ln_w, v->post_ln_b, hp->n_pos, D, hp->eps);
-    take_features(hp, hp->n_run, b.x, features);
+        layernorm_rows(b.x, b.x, v->post_ln_w, v->post_ln_b, rows, D, hp->eps);
+    take_features(hp, hp->n_run, b.x, B, features);
     rc = LLAVA_OK;
 done:
     llv_free_aligned(b.mem);

@@ -310,6 +310,7 @@ void llv_vision_destroy(llava_vision *v)
     llv_free(v->pre_ln_b);
     llv_free(v->post_ln_w);
     llv_free(v->post_ln_b);
+    llv_free(v->anyres.newline);
     llv_gguf_close(v->gguf);
     llv_handle_kill(&v->hdr);
     llv_free(v);
@@ -330,7 +331,7 @@ int llv_vision_from_gguf(llv_gguf *g, const llava_params *params, llava_vision *
     v->hp = hp;
     v->n_threads = llv_resolve_threads(llv_param_int(params, LLAVA_PARAM_N_THREADS));
     v->cb = llv_param_callbacks(params);
-    if ((rc = load_tensors(g, v, err)) != LLAVA_OK) {
+    if ((rc = load_tensors(g, v, err)) != LLAVA_OK || (rc = llv_anyres_load(g, v, err)) != LLAVA_OK) {
         llv_vision_destroy(v); /* v->gguf is still NULL: the caller keeps g */
         return rc;
     }
@@ -339,9 +340,11 @@ int llv_vision_from_gguf(llv_gguf *g, const llava_params *params, llava_vision *
     llv_log(&v->cb, 2, "vision: %dpx, patch %d (%d tokens), D=%d, %d heads, FFN %d, %d blocks (running %d), %s%s",
             hp.image_size, hp.patch_size, hp.n_patches, hp.n_embd, hp.n_head, hp.n_ff, hp.n_layer, v->hp.n_run,
             act_names[hp.act], v->hp.has_cls ? ", class token" : "");
-    if (llv_gguf_find_key(g, "clip.vision.image_grid_pinpoints") >= 0)
-        llv_log(&v->cb, 1, "vision: image_grid_pinpoints present (LLaVA-1.6 anyres): llava_encode_image "
-                "encodes the whole image at %dpx as LLaVA-1.5 does", hp.image_size);
+    if (v->anyres.n_pinpoints > 0) {
+        static const char *merge_names[] = { "flat", "spatial", "spatial_unpad" };
+        llv_log(&v->cb, 2, "vision: LLaVA-1.6 any resolution, %d pinpoints, merge %s%s", v->anyres.n_pinpoints,
+                merge_names[v->anyres.merge], v->anyres.newline ? ", image_newline" : "");
+    }
     *out = v;
     return LLAVA_OK;
 }

@@ -455,19 +455,19 @@ static float nrand(void) { return (float)(sqrt(-2.0 * log(urand())) * cos(6.2831
  * quantizer or dequantizer shows; theory bounds noted where they are simple.
  */
 static const struct rt_bound { int type; double rel_rms; double rel_max; } rt_bounds[] = {
-    /* worst of the three variants measured: rel_rms, rel_max (theory where simple) */
-    { LLV_TYPE_F16, 3e-4, 6e-4 },    /* 2.1e-4, 4.7e-4 (half ulp 2^-11 relative) */
-    { LLV_TYPE_BF16, 2.2e-3, 5e-3 }, /* 1.7e-3, 3.9e-3 (half ulp 2^-8) */
+    /* worst of the three variants measured: rel_rms, rel_max */
+    { LLV_TYPE_F16, 3e-4, 6e-4 },      /* 2.1e-4, 4.7e-4 (half ulp 2^-11 relative) */
+    { LLV_TYPE_BF16, 2.2e-3, 5e-3 },   /* 1.7e-3, 3.9e-3 (half ulp 2^-8) */
     { LLV_TYPE_Q8_0, 0.0095, 0.0055 }, /* 0.0073, 0.0043 (theory: 1/254 + f16(d) rounding) */
-    { LLV_TYPE_Q5_0, 0.07, 0.075 },  /* 0.058, 0.062 (theory: 1/16) */
-    { LLV_TYPE_Q5_1, 0.055, 0.04 },  /* 0.043, 0.032 */
-    { LLV_TYPE_Q4_0, 0.14, 0.15 },   /* 0.115, 0.125 (theory: 1/8) */
-    { LLV_TYPE_Q4_1, 0.11, 0.085 },  /* 0.089, 0.067 */
-    { LLV_TYPE_Q6_K, 0.03, 0.045 },  /* 0.023, 0.037 */
-    { LLV_TYPE_Q5_K, 0.055, 0.042 }, /* 0.045, 0.034 */
-    { LLV_TYPE_Q4_K, 0.11, 0.085 },  /* 0.092, 0.069 */
-    { LLV_TYPE_Q3_K, 0.22, 0.32 },   /* 0.185, 0.268 */
-    { LLV_TYPE_Q2_K, 0.5, 0.48 },    /* 0.411, 0.395 */
+    { LLV_TYPE_Q5_0, 0.067, 0.08 },    /* 0.056, 0.067 */
+    { LLV_TYPE_Q5_1, 0.05, 0.04 },     /* 0.040, 0.032 */
+    { LLV_TYPE_Q4_0, 0.133, 0.16 },    /* 0.111, 0.133 */
+    { LLV_TYPE_Q4_1, 0.1, 0.082 },     /* 0.083, 0.068 */
+    { LLV_TYPE_Q6_K, 0.027, 0.04 },    /* 0.022, 0.033 */
+    { LLV_TYPE_Q5_K, 0.051, 0.073 },   /* 0.042, 0.061 */
+    { LLV_TYPE_Q4_K, 0.101, 0.108 },   /* 0.084, 0.090 */
+    { LLV_TYPE_Q3_K, 0.21, 0.3 },      /* 0.174, 0.246 */
+    { LLV_TYPE_Q2_K, 0.36, 0.54 },     /* 0.298, 0.450 */
 };
 
 static void measure_rt(int type, const float *x, int64_t n, double *rel_rms, double *rel_max)

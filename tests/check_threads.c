@@ -53,7 +53,10 @@ static llava_params *base_params(void)
     llava_params *p = llava_new_params();
     if (!p)
         exit(1);
-    llava_set_param_int(p, LLAVA_PARAM_N_THREADS, 1);
+    /* compute threads per call: 1 by default (TSan does not see libgomp's
+     * synchronisation); CHECK_THREADS_COMPUTE=2 nests OpenMP teams */
+    const char *nt = getenv("CHECK_THREADS_COMPUTE");
+    llava_set_param_int(p, LLAVA_PARAM_N_THREADS, nt ? atoi(nt) : 1);
     llava_set_param_int(p, LLAVA_PARAM_N_CTX, 128);
     llava_set_param_float(p, LLAVA_PARAM_TEMPERATURE, 0.0);
     return p;

@@ -297,6 +297,7 @@ static void kv_feat_float(llv_gguf_writer *w)
 }
 static void kv_proj_foo(llv_gguf_writer *w) { llv_gguf_add_str(w, "clip.projector_type", "foo"); }
 static void kv_proj_ldp(llv_gguf_writer *w) { llv_gguf_add_str(w, "clip.projector_type", "ldp"); }
+static void kv_proj_resampler(llv_gguf_writer *w) { llv_gguf_add_str(w, "clip.projector_type", "resampler"); }
 static void kv_proj_linear(llv_gguf_writer *w) { llv_gguf_add_str(w, "clip.projector_type", "linear"); }
 static void kv_proj_binary(llv_gguf_writer *w) { llv_gguf_add_str(w, "clip.projector_type", "ml\x01p\n\xff"); }
 static void kv_proj_int(llv_gguf_writer *w) { llv_gguf_add_u32(w, "clip.projector_type", 1); }
@@ -350,7 +351,8 @@ static const variant variants[] = {
     { "ln1 bias length", NULL, NULL, NULL, "v.blk.1.ln1.bias", 1, {63}, FMT, OK, "v.blk.1.ln1.bias", NULL },
     { "patch conv 3-D", NULL, NULL, NULL, "v.patch_embd.weight", 3, {14, 14, 192}, FMT, OK, "v.patch_embd.weight", NULL },
     { "projector foo", NULL, kv_proj_foo, NULL, NULL, 0, {0}, OK, UNS, "unknown projector type 'foo'", NULL },
-    { "projector ldp", NULL, kv_proj_ldp, NULL, NULL, 0, {0}, OK, UNS, "'ldp'", NULL },
+    { "projector ldp without its tensors", NULL, kv_proj_ldp, NULL, NULL, 0, {0}, OK, FMT, "mm.model.mlp.1.weight is missing", NULL },
+    { "projector resampler", NULL, kv_proj_resampler, NULL, NULL, 0, {0}, OK, UNS, "projector type 'resampler' is not supported", NULL },
     { "projector type bytes", NULL, kv_proj_binary, NULL, NULL, 0, {0}, OK, UNS, "'ml?p?" "?'", NULL },
     { "projector type int", NULL, kv_proj_int, NULL, NULL, 0, {0}, OK, FMT, "projector_type", NULL },
     { "linear with mm.2", NULL, kv_proj_linear, NULL, NULL, 0, {0}, OK, FMT, "mm.2", NULL },

@@ -73,7 +73,7 @@ def mm_expected(c):
     """Legacy converter layout, spec 3.2 (ffn_down = fc1 [D,F], ffn_up = fc2 [F,D])."""
     D, F, P, E, w = c["v_embd"], c["v_ff"], c["patch"], c["n_embd"], c["wtype"]
     n_pos = (c["vision_size"] // P) ** 2 + 1
-    t = [("mm.0.weight", (D, E), w), ("mm.0.bias", (E,), F32)]
+    t = [("mm.0.weight", (D * max(1, len(c.get("feature_layer", []))), E), w), ("mm.0.bias", (E,), F32)]
     if c["projector"] == "mlp":
         t += [("mm.2.weight", (E, E), w), ("mm.2.bias", (E,), F32)]
     t += [("v.class_embd", (D,), F32), ("v.patch_embd.weight", (P, P, 3, D), F16),
@@ -86,6 +86,8 @@ def mm_expected(c):
               (p + "ffn_down.weight", (D, F), w), (p + "ffn_down.bias", (F,), F32),
               (p + "ffn_up.weight", (F, D), w), (p + "ffn_up.bias", (D,), F32),
               (p + "ln2.weight", (D,), F32), (p + "ln2.bias", (D,), F32)]
+    if c.get("post_ln"):
+        t += [("v.post_ln.weight", (D,), F32), ("v.post_ln.bias", (D,), F32)]
     return t
 
 
@@ -111,6 +113,8 @@ def check_key(r, key, vtype, value, label, etype=None):
         ok = abs(v - value) <= 1e-6 * max(1.0, abs(value))
     elif vtype == ARR and etype == F32V:
         ok = np.allclose(v, value, rtol=1e-6, atol=0)
+    elif vtype == ARR:
+        ok = np.array_equal(np.asarray(v), np.asarray(value))
     else:
         ok = v == value
     check(ok, "%s: key %s = %r, want %r" % (label, key, v, value))
@@ -191,6 +195,10 @@ def check_mm(path, c):
         check_key(r, k, t, v, label)
     check_key(r, "clip.vision.image_mean", ARR, CLIP_MEAN, label, F32V)
     check_key(r, "clip.vision.image_std", ARR, CLIP_STD, label, F32V)
+    if c.get("feature_layer"):
+        check_key(r, "clip.vision.feature_layer", ARR, c["feature_layer"], label, I32)
+    else:
+        check("clip.vision.feature_layer" not in r.meta, "%s: feature_layer written without --feature-layer" % label)
     check(not any(k.startswith("tokenizer.") or k.startswith("llama.") for k in r.meta), "%s: stray keys" % label)
     check_tensors(r, mm_expected(c), label)
     a = r.array("v.blk.0.ln1.weight")
@@ -236,6 +244,7 @@ def reference_smoke(lm_path, mm_path, c, image):
     except ImportError:
         print("note: torch missing, reference smoke test skipped")
         return
+    torch.set_num_threads(1)
     with torch.no_grad():
         clip = llava_ref.ClipRef(mm_path)
         check(clip.legacy_swap, "reference detects the legacy ffn naming in %s" % mm_path)
@@ -283,6 +292,11 @@ def main():
         cl = dict(TINY, n_embd=256, v_embd=1024, v_layer=1, v_head=16, v_ff=4096, proj_dim=768)
         check_mm(P("c-mm.gguf"), cl)
         print("ok   clip-l-336 preset (1 block)")
+        run(["--feature-layer", "1,3", "--v-layer", "3", "--post-ln", "--out-mmproj", P("f-mm.gguf")])
+        check_mm(P("f-mm.gguf"), dict(TINY, v_layer=3, feature_layer=[1, 3], post_ln=True))
+        run(["--feature-layer", "4", "--v-layer", "3", "--out-mmproj", P("x.gguf")], expect_rc=2)
+        run(["--feature-layer", "1,,2", "--out-mmproj", P("x.gguf")], expect_rc=2)
+        print("ok   feature_layer / post-LN")
         # 4. determinism and per-tensor streams
         run(["--out-lm", P("a2-lm.gguf"), "--out-mmproj", P("a2-mm.gguf")])
         for n in ("lm", "mm"):

@@ -345,6 +345,20 @@ test("collectgarbage loop: no growth", function()
   if not asan then assert(rss1 - rss0 < 4096, "RSS grew by " .. (rss1 - rss0) .. " KB") end
 end)
 
+test("to-be-closed variables (Lua 5.4)", function()
+  if _VERSION ~= "Lua 5.4" then skip("no <close> before Lua 5.4") end
+  local chunk = assert(load([[
+    local llava, keep = ...
+    do
+      local p <close> = llava.params({ top_k = 3 })
+      keep.p = p
+      assert(not p:is_closed())
+    end
+    return keep.p:is_closed()
+  ]]))
+  eq(chunk(llava, {}), true, "closed at the end of the block")
+end)
+
 test("examples/lua/npc_vision.lua answers with the golden ids", function()
   local g = golden()
   need("load_lm", llava.load_lm(lm_path()))

@@ -145,9 +145,11 @@ class Llama(nn.Module):
         self.register_buffer("cos", ang.cos().float(), persistent=False)
         self.register_buffer("sin", ang.sin().float(), persistent=False)
 
-    def forward(self, x, pos0=0, cache=None, attn_mask=None):
-        """x [B,T,E] input embeddings -> logits [B,T,V]. cache: list of (k,v) per layer, extended
-        in place (greedy decoding). attn_mask: optional [B,T] key padding mask (1 = real)."""
+    def forward(self, x, pos0=0, cache=None, prefix=None):
+        """x [B,T,E] input embeddings at positions pos0.. -> logits [B,T,V]. cache: list of (k,v)
+        per layer, extended in place (greedy decoding). prefix: per-layer (k,v) of a shared
+        prompt prefix computed with batch 1 (from forward(..., cache=[])); it is broadcast over
+        the batch (the constant system prompt is then computed once per step, not B times)."""
         B, T, E = x.shape
         H, hd = self.n_head, E // self.n_head
         cos, sin = self.cos[pos0:pos0 + T], self.sin[pos0:pos0 + T]
@@ -157,6 +159,9 @@ class Llama(nn.Module):
             q, k, v = sh(L.q(h)), sh(L.k(h)), sh(L.v(h))
             q = q * cos + rotate_half(q) * sin
             k = k * cos + rotate_half(k) * sin
+            if prefix is not None:
+                k = torch.cat([prefix[i][0].expand(B, -1, -1, -1), k], 2)
+                v = torch.cat([prefix[i][1].expand(B, -1, -1, -1), v], 2)
             if cache is not None:
                 if len(cache) > i:
                     k = torch.cat([cache[i][0], k], 2)

@@ -42,9 +42,13 @@ PRESETS = {
     "demo": dict(n_train=6000, n_val=100, n_test=150, img=64, patch=8, vd=64, vheads=4, vlayers=3,
                  e=128, layers=2, heads=4, ff=344, clip_steps=600, lm_steps=600, s1_steps=300,
                  s2_steps=1600, batch=32),
-    "quick": dict(n_train=1000, n_val=50, n_test=40, img=64, patch=8, vd=64, vheads=4, vlayers=3,
-                  e=128, layers=2, heads=4, ff=344, clip_steps=60, lm_steps=60, s1_steps=40,
-                  s2_steps=80, batch=16),
+    # what was actually run for the bundled model on a 2-core machine shared with 6 other jobs
+    "small": dict(n_train=3000, n_val=50, n_test=100, img=64, patch=16, vd=64, vheads=4, vlayers=3,
+                  e=96, layers=2, heads=4, ff=256, clip_steps=100, lm_steps=100, s1_steps=40,
+                  s2_steps=300, batch=16),
+    "quick": dict(n_train=1000, n_val=50, n_test=20, img=64, patch=16, vd=64, vheads=4, vlayers=3,
+                  e=96, layers=2, heads=4, ff=256, clip_steps=10, lm_steps=10, s1_steps=5,
+                  s2_steps=10, batch=16),
 }
 
 
@@ -103,6 +107,13 @@ def load_vocab(out):
         return Vocab(json.load(f))
 
 
+def cosine(opt, n, warm=0.05):
+    """Linear warm-up then cosine decay to 0 over n steps."""
+    w = max(1, int(warm * n))
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: min(1.0, (i + 1) / w) * 0.5 * (1 + np.cos(np.pi * min(i, n) / n)))
+
+
 def pad(seqs, value=0):
     n = max(len(s) for s in seqs)
     return torch.tensor([s + [value] * (n - len(s)) for s in seqs], dtype=torch.long)
@@ -124,7 +135,7 @@ def step_clip(cfg, out):
     opt = torch.optim.AdamW(params, lr=2e-3, weight_decay=0.05)
     train, x_all = d["train"], torch.from_numpy(imgs["train"])
     B, n = 4 * cfg["batch"], cfg["clip_steps"]
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=n, pct_start=0.1)
+    sched = cosine(opt, n)
     for step in range(n):
         idx = rng.sample(range(len(train)), B)
         ids = [vocab.encode(rng.choice(train[i]["captions"])) for i in idx]
@@ -168,7 +179,7 @@ def lm_docs(scenes, vocab, rng):
         for smp in s["instruct"]:
             for q, a, _ in smp["turns"]:
                 parts += [q, a]
-        docs.append([vocab.bos] + vocab.encode(" ".join(parts)) + [vocab.eos])
+        docs.append(([vocab.bos] + vocab.encode(" ".join(parts)))[:128])
     return docs
 
 
@@ -181,11 +192,11 @@ def step_lm(cfg, out):
     vocab = load_vocab(out)
     torch.manual_seed(2)
     rng = random.Random(2)
-    docs = [x[:256] for x in lm_docs(d["train"], vocab, rng)]
+    docs = lm_docs(d["train"], vocab, rng)
     lm = make_lm(cfg, vocab)
     n, B = cfg["lm_steps"], cfg["batch"]
     opt = torch.optim.AdamW(lm.parameters(), lr=3e-3, weight_decay=0.05)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=n, pct_start=0.1)
+    sched = cosine(opt, n)
     for step in range(n):
         batch = [docs[i] for i in rng.sample(range(len(docs)), B)]
         ids = pad(batch)
@@ -232,11 +243,12 @@ def mm_forward(lm, proj, prompter, feats, suffixes):
     """Loss over answer tokens for a batch: feats [B,N,Dv], suffixes [(ids, lab)]."""
     B = feats.shape[0]
     P, N = len(prompter.prefix), feats.shape[1]
-    pre = lm.tok_embd(torch.tensor(prompter.prefix)).unsqueeze(0).expand(B, -1, -1)
+    prefix = []
+    lm(lm.tok_embd(torch.tensor([prompter.prefix])), 0, prefix)     # shared system prompt, batch 1
     ids = pad([s[0] for s in suffixes])
     lab = pad([s[1] for s in suffixes])
-    x = torch.cat([pre, proj(feats), lm.tok_embd(ids)], 1)
-    logits = lm(x[:, :-1])[:, P + N - 1:]                    # predictions of suffix tokens
+    x = torch.cat([proj(feats), lm.tok_embd(ids)], 1)
+    logits = lm(x[:, :-1], P, prefix=prefix)[:, N - 1:]      # predictions of suffix tokens
     l = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids.reshape(-1), reduction="none")
     return (l * lab.reshape(-1)).sum() / lab.sum()
 
@@ -246,7 +258,7 @@ def train_mm(cfg, out, stage, lm, proj, samples, feats, n, lr, params, seed):
     rng = random.Random(seed)
     torch.manual_seed(seed)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=n, pct_start=0.05)
+    sched = cosine(opt, n)
     B = cfg["batch"]
     for step in range(n):
         pick = [samples[i] for i in rng.sample(range(len(samples)), B)]
@@ -404,16 +416,14 @@ def main():
     torch.set_num_threads(a.threads)
     cfg = PRESETS[a.preset]
     os.makedirs(a.out, exist_ok=True)
-    stats_path = os.path.join(a.out, "stats.json")
-    stats = json.load(open(stats_path)) if os.path.exists(stats_path) else {}
     for name in STEPS[STEPS.index(a.start):STEPS.index(a.stop) + 1]:
         t0 = time.time()
         r = globals()["step_" + name](cfg, a.out)
-        stats.setdefault("seconds", {})[name] = round(time.time() - t0, 1)
+        stats = {"seconds": round(time.time() - t0, 1), "preset": a.preset}
         if isinstance(r, dict) and name != "eval":
             stats.update(r)
-        with open(stats_path, "w") as f:
-            json.dump(stats, f, indent=1)
+        with open(os.path.join(a.out, "stats_%s.json" % name), "w") as f:   # one file per step:
+            json.dump(stats, f, indent=1)                                   # steps may run in parallel
         log("step %s done in %.0f s" % (name, time.time() - t0))
 
 

@@ -5,7 +5,8 @@
 # crash, leak, timeout, out-of-memory or a failed property; the input is
 # kept in $FUZZ_OUT/artifacts/<harness>/ (default ./fuzz-out): add it to
 # tests/fuzz/regressions/<harness>/ once fixed. Prints executions per harness.
-#   JOBS=N runs N harnesses at once (default 1); FUZZ_OUT=DIR keeps builds.
+#   JOBS=N runs N harnesses at once (default 1); FUZZ_OUT=DIR keeps builds;
+#   FUZZ_KEEP_CORPUS=1 goes on from the corpus grown by the last run there.
 # Exit 77 (skip) if clang / libFuzzer are missing.
 set -eu
 secs=${1:?usage: run.sh SECONDS [HARNESS...]}
@@ -34,7 +35,8 @@ maxlen() {
 
 run_one() {
   h=$1
-  rm -rf "$out/corpus/$h" "$out/artifacts/$h"
+  [ -n "${FUZZ_KEEP_CORPUS:-}" ] || rm -rf "$out/corpus/$h"
+  rm -rf "$out/artifacts/$h"
   mkdir -p "$out/corpus/$h" "$out/artifacts/$h"
   set -- "$out/corpus/$h" "$srcdir/tests/fuzz/corpus/$h"
   [ -d "$srcdir/tests/fuzz/regressions/$h" ] && set -- "$@" "$srcdir/tests/fuzz/regressions/$h"
