@@ -145,7 +145,7 @@ enum llava_param {
     /* --- loading / runtime --- */
     LLAVA_PARAM_N_THREADS         = 100, /* int, threads for compute; 0 = all cores (default 0) */
     LLAVA_PARAM_USE_MMAP          = 101, /* int 0/1, map model files instead of reading them (default 1) */
-    LLAVA_PARAM_N_CTX             = 102, /* int, session context in tokens; 0 = the model's training context (default 0) */
+    LLAVA_PARAM_N_CTX             = 102, /* int, session context in tokens; 0 = the model's training context, at most 8192 (default 0) */
     LLAVA_PARAM_KV_TYPE           = 103, /* int, KV cache storage: 0 = F32, 1 = F16 (default 1) */
     LLAVA_PARAM_N_BATCH           = 104, /* int, max tokens evaluated per internal batch (default 512) */
     /* --- sampling (see llava_sample for the order of the chain) --- */
@@ -286,7 +286,8 @@ LLAVA_API int llava_new_session(const llava_lm *lm, const llava_params *params,
 /** Free a session; NULL is a no-op. [thread: handle] Since 0.1. */
 LLAVA_API void llava_free_session(llava_session *session);
 /** Replace the session's sampling and runtime values with those of params
- *  (N_CTX and KV_TYPE are fixed at creation and ignored here).
+ *  (N_CTX and KV_TYPE are fixed at creation and ignored here). The sampler's
+ *  PRNG is re-seeded from SEED.
  *  [thread: handle] Since 0.1. */
 LLAVA_API int llava_session_set_params(llava_session *session, const llava_params *params);
 

@@ -39,9 +39,12 @@ int llv_lm_forward_ref(const llava_lm *lm, const float *x_in, int64_t n, float *
     const llv_lm_hparams *hp = &lm->hp;
     const int64_t E = hp->n_embd, QD = llv_lm_q_dim(hp), KVD = llv_lm_kv_dim(hp), F = hp->n_ff, hd = hp->head_dim;
     const int64_t group = hp->n_head / hp->n_head_kv;
-    size_t sz = (size_t)n * (size_t)(4 * E + 2 * QD + 2 * KVD + 2 * F) + (size_t)n;
-    float *buf = llv_malloc(sz * sizeof(float));
-    double *sc = llv_malloc((size_t)n * sizeof(double));
+    size_t sz, scn;
+    if (n < 1 || llv_mul3_overflow((size_t)n, (size_t)(3 * E + 2 * QD + 2 * KVD + 2 * F), sizeof(float), &sz) ||
+        llv_mul_overflow((size_t)n, sizeof(double), &scn))
+        return llv_fail(err, LLAVA_E_INVALID_ARG, "reference forward: bad row count %lld", (long long)n);
+    float *buf = llv_malloc(sz);
+    double *sc = llv_malloc(scn);
     if (!buf || !sc) {
         llv_free(buf);
         llv_free(sc);
