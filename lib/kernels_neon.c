@@ -6,10 +6,16 @@
  * being compiled for aarch64. F16 values are widened with FCVTL
  * (vcvt_f32_f16, base AArch64), BF16 with a 16-bit left shift.
  *
- * Integer block dots (spec §2.1): int8 x int8 products with SMULL (8 x 16-bit
- * products per instruction) pairwise-added into int32 lanes (SADALP); all
- * integer sums are exact, each block adds d_w*d_x*sum_int to an f32
- * accumulator, the same semantics as kernels_avx2_q8.c.
+ * Integer block dots for the GEMV path (spec §2.1), every block type:
+ * Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 against the activation row in Q8_0 (Q4_1/Q5_1 use
+ * the block sum of the activation codes for their +m term), Q2_K..Q6_K
+ * against Q8_K. int8 x int8 products with SMULL (8 x 16-bit products per
+ * instruction) pairwise-added into int32 lanes (SADALP); all integer sums
+ * are exact, each block adds d_w*d_x*sum_int to an f32 accumulator, the
+ * same semantics as kernels_avx2_q8.c. The activation row is quantized by
+ * llv_quantize_row (quantize_q8 = NULL: O(n) per token, not worth a copy).
+ * Dequantization (to_f32, used by the GEMM driver once per panel) is NEON
+ * for F16/BF16 and the scalar reference for block types.
  *
  * On other architectures the file compiles to a stub returning NULL.
  */
@@ -18,7 +24,8 @@
 /* The NEON table, or NULL when not compiled for aarch64 (picked by kernels.c). */
 LLV_INTERNAL const llv_kernel_ops *llv_kernel_ops_neon(void);
 
-#if defined(__aarch64__) && defined(__GNUC__) && !defined(LLV_DISABLE_SIMD)
+#if defined(__aarch64__) && defined(__GNUC__) && !defined(LLV_DISABLE_SIMD) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 
 #include <arm_neon.h>
 #include <math.h>
@@ -346,27 +353,105 @@ NEON_INLINE void k4_scales(const uint8_t *S, uint8_t out[16])
     }
 }
 
-/* Q4_K block (144 bytes): d f16 @0, dmin f16 @2, scales[12] @4, qs[128] @16;
- * 32-byte run c holds sub-block 2c in the low nibbles and 2c+1 in the high.
- * Q8_K block (292 bytes): d f32 @0, qs int8[256] @4, bsums int16[16] @260.
- * sum = d*d8*sum_s sc_s*sum(q*q8) - dmin*d8*sum_s m_s*(bsum_2s + bsum_2s+1). */
-static float dot_q4_k_q8_k(const uint8_t *w, const uint8_t *x, int64_t nb)
+/* Sum of the 16 int8 of x (exact in int16). */
+NEON_INLINE int sum16(int8x16_t x) { return vaddlvq_s8(x); }
+
+/* 0x10 in byte j where bit j of the little-endian u32 at qh is set (j < 32),
+ * as two 16-byte vectors: the fifth bit of Q5_0/Q5_1 values. */
+NEON_INLINE void q5_high(const uint8_t *qh, uint8x16_t *lo, uint8x16_t *hi)
+{
+    static const uint8_t bit[16] = { 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128 };
+    const uint8x16_t bits = vld1q_u8(bit), b16 = vdupq_n_u8(16);
+    uint8x16_t v0 = vcombine_u8(vdup_n_u8(qh[0]), vdup_n_u8(qh[1]));
+    uint8x16_t v1 = vcombine_u8(vdup_n_u8(qh[2]), vdup_n_u8(qh[3]));
+    *lo = vandq_u8(vtstq_u8(v0, bits), b16);
+    *hi = vandq_u8(vtstq_u8(v1, bits), b16);
+}
+
+/* Q5_0 block (22 bytes): d f16 @0, qh u32 @2, qs[16] @6; value j < 16 is
+ * (qs[j] & 15 | bit j of qh << 4) - 16, value j + 16 uses the high nibble and bit j + 16. */
+static float dot_q5_0_q8_0(const uint8_t *w, const uint8_t *x, int64_t nb)
+{
+    float32x4_t acc = vdupq_n_f32(0.0f);
+    const uint8x16_t m4 = vdupq_n_u8(15);
+    const int8x16_t s16 = vdupq_n_s8(16);
+    for (int64_t i = 0; i < nb; i++, w += 22, x += 34) {
+        uint8x16_t h0, h1, b = vld1q_u8(w + 6);
+        q5_high(w + 2, &h0, &h1);
+        int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(b, m4), h0)), s16);
+        int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(b, 4), h1)), s16);
+        int32x4_t p = dot16(vdupq_n_s32(0), lo, vld1q_s8((const int8_t *)(x + 2)));
+        p = dot16(p, hi, vld1q_s8((const int8_t *)(x + 18)));
+        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(p), h2f(w) * h2f(x));
+    }
+    return vaddvq_f32(acc);
+}
+
+/* Q4_1 (20 bytes: d @0, m @2, qs @4) / Q5_1 (24 bytes: d @0, m @2, qh @4,
+ * qs @8) vs Q8_0: y = d*q + m, so sum = d*dx*sum(q*xq) + m*dx*sum(xq). */
+NEON_INLINE float dot_q41_q51(const uint8_t *w, const uint8_t *x, int64_t nb, int five)
 {
     float acc = 0.0f;
     const uint8x16_t m4 = vdupq_n_u8(15);
-    for (int64_t i = 0; i < nb; i++, w += 144, x += 292) {
+    const size_t wsize = five ? 24 : 20;
+    for (int64_t i = 0; i < nb; i++, w += wsize, x += 34) {
+        uint8x16_t b = vld1q_u8(w + (five ? 8 : 4));
+        uint8x16_t lo = vandq_u8(b, m4), hi = vshrq_n_u8(b, 4);
+        if (five) {
+            uint8x16_t h0, h1;
+            q5_high(w + 4, &h0, &h1);
+            lo = vorrq_u8(lo, h0);
+            hi = vorrq_u8(hi, h1);
+        }
+        int8x16_t x0 = vld1q_s8((const int8_t *)(x + 2)), x1 = vld1q_s8((const int8_t *)(x + 18));
+        int32x4_t p = dot16(vdupq_n_s32(0), vreinterpretq_s8_u8(lo), x0);
+        p = dot16(p, vreinterpretq_s8_u8(hi), x1);
+        float dx = h2f(x);
+        acc += h2f(w) * dx * (float)vaddvq_s32(p) + h2f(w + 2) * dx * (float)(sum16(x0) + sum16(x1));
+    }
+    return acc;
+}
+
+static float dot_q4_1_q8_0(const uint8_t *w, const uint8_t *x, int64_t nb) { return dot_q41_q51(w, x, nb, 0); }
+static float dot_q5_1_q8_0(const uint8_t *w, const uint8_t *x, int64_t nb) { return dot_q41_q51(w, x, nb, 1); }
+
+/* Q4_K block (144 bytes): d f16 @0, dmin f16 @2, scales[12] @4, qs[128] @16;
+ * 32-byte run c holds sub-block 2c in the low nibbles and 2c+1 in the high.
+ * Q5_K (176 bytes) adds qh[32] @16 (qs @48): bit s of qh[l] is bit 4 of
+ * sub-block s's value l.
+ * Q8_K block (292 bytes): d f32 @0, qs int8[256] @4, bsums int16[16] @260.
+ * sum = d*d8*sum_s sc_s*sum(q*q8) - dmin*d8*sum_s m_s*(bsum_2s + bsum_2s+1). */
+NEON_INLINE float dot_k45(const uint8_t *w, const uint8_t *x, int64_t nb, int five)
+{
+    float acc = 0.0f;
+    const uint8x16_t m4 = vdupq_n_u8(15), one = vdupq_n_u8(1);
+    const size_t wsize = five ? 176 : 144;
+    for (int64_t i = 0; i < nb; i++, w += wsize, x += 292) {
         uint8_t sm[16];
         k4_scales(w + 4, sm);
-        const uint8_t *qs = w + 16;
+        const uint8_t *qs = w + (five ? 48 : 16);
         const int8_t *xq = (const int8_t *)(x + 4);
+        uint8x16_t qh0 = vdupq_n_u8(0), qh1 = qh0;
+        if (five) {
+            qh0 = vld1q_u8(w + 16);
+            qh1 = vld1q_u8(w + 32);
+        }
         int32_t isum = 0;
         for (int c = 0; c < 4; c++) {
             uint8x16_t b0 = vld1q_u8(qs + 32 * c), b1 = vld1q_u8(qs + 32 * c + 16);
-            int32x4_t plo = vdupq_n_s32(0), phi = vdupq_n_s32(0);
-            plo = dot16(plo, vreinterpretq_s8_u8(vandq_u8(b0, m4)), vld1q_s8(xq + 64 * c));
-            plo = dot16(plo, vreinterpretq_s8_u8(vandq_u8(b1, m4)), vld1q_s8(xq + 64 * c + 16));
-            phi = dot16(phi, vreinterpretq_s8_u8(vshrq_n_u8(b0, 4)), vld1q_s8(xq + 64 * c + 32));
-            phi = dot16(phi, vreinterpretq_s8_u8(vshrq_n_u8(b1, 4)), vld1q_s8(xq + 64 * c + 48));
+            uint8x16_t l0 = vandq_u8(b0, m4), l1 = vandq_u8(b1, m4);
+            uint8x16_t u0 = vshrq_n_u8(b0, 4), u1 = vshrq_n_u8(b1, 4);
+            if (five) {
+                const int8x16_t sl = vdupq_n_s8((int8_t)(-2 * c)), su = vdupq_n_s8((int8_t)(-2 * c - 1));
+                l0 = vorrq_u8(l0, vshlq_n_u8(vandq_u8(vshlq_u8(qh0, sl), one), 4));
+                l1 = vorrq_u8(l1, vshlq_n_u8(vandq_u8(vshlq_u8(qh1, sl), one), 4));
+                u0 = vorrq_u8(u0, vshlq_n_u8(vandq_u8(vshlq_u8(qh0, su), one), 4));
+                u1 = vorrq_u8(u1, vshlq_n_u8(vandq_u8(vshlq_u8(qh1, su), one), 4));
+            }
+            int32x4_t plo = dot16(vdupq_n_s32(0), vreinterpretq_s8_u8(l0), vld1q_s8(xq + 64 * c));
+            plo = dot16(plo, vreinterpretq_s8_u8(l1), vld1q_s8(xq + 64 * c + 16));
+            int32x4_t phi = dot16(vdupq_n_s32(0), vreinterpretq_s8_u8(u0), vld1q_s8(xq + 64 * c + 32));
+            phi = dot16(phi, vreinterpretq_s8_u8(u1), vld1q_s8(xq + 64 * c + 48));
             isum += sm[2 * c] * vaddvq_s32(plo) + sm[2 * c + 1] * vaddvq_s32(phi);
         }
         /* mins against the pairwise bsums: 8 int16 pair sums (|.| <= 2*16*128) */
@@ -383,13 +468,131 @@ static float dot_q4_k_q8_k(const uint8_t *w, const uint8_t *x, int64_t nb)
     return acc;
 }
 
+static float dot_q4_k_q8_k(const uint8_t *w, const uint8_t *x, int64_t nb) { return dot_k45(w, x, nb, 0); }
+static float dot_q5_k_q8_k(const uint8_t *w, const uint8_t *x, int64_t nb) { return dot_k45(w, x, nb, 1); }
+
+/* Q6_K block (210 bytes): ql[128] @0, qh[64] @128, int8 scales[16] @192, d f16 @208.
+ * Value 128h + 32g + l: nibble of ql[64h + l + 32(g&1)] (low for g < 2), two
+ * high bits (qh[32h + l] >> 2g) & 3, minus 32; scale scales[8h + 2g + (l >= 16)]. */
+static float dot_q6_k_q8_k(const uint8_t *w, const uint8_t *x, int64_t nb)
+{
+    float acc = 0.0f;
+    const uint8x16_t m4 = vdupq_n_u8(15), m2 = vdupq_n_u8(3);
+    const int8x16_t s32 = vdupq_n_s8(32);
+    for (int64_t i = 0; i < nb; i++, w += 210, x += 292) {
+        const int8_t *sc = (const int8_t *)(w + 192), *xq = (const int8_t *)(x + 4);
+        int32_t isum = 0;
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = w + 64 * h, *qh = w + 128 + 32 * h;
+            uint8x16_t hb[2] = { vld1q_u8(qh), vld1q_u8(qh + 16) };
+            uint8x16_t lq[2][2] = { { vld1q_u8(ql), vld1q_u8(ql + 16) }, { vld1q_u8(ql + 32), vld1q_u8(ql + 48) } };
+            for (int g = 0; g < 4; g++) {
+                const int8x16_t sh = vdupq_n_s8((int8_t)(-2 * g));
+                for (int half = 0; half < 2; half++) {
+                    uint8x16_t src = lq[g & 1][half];
+                    uint8x16_t nib = g < 2 ? vandq_u8(src, m4) : vshrq_n_u8(src, 4);
+                    uint8x16_t hi = vandq_u8(vshlq_u8(hb[half], sh), m2);
+                    int8x16_t q = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(nib, vshlq_n_u8(hi, 4))), s32);
+                    int32x4_t p = dot16(vdupq_n_s32(0), q, vld1q_s8(xq + 128 * h + 32 * g + 16 * half));
+                    isum += sc[8 * h + 2 * g + half] * vaddvq_s32(p);
+                }
+            }
+        }
+        float d8;
+        memcpy(&d8, x, 4);
+        acc += h2f(w + 208) * d8 * (float)isum;
+    }
+    return acc;
+}
+
+/* Q2_K block (84 bytes): scales[16] @0 (low nibble scale, high nibble min),
+ * qs[64] @16, d f16 @80, dmin f16 @82. Value 128h + 32j + r is
+ * (qs[32h + r] >> 2j) & 3 in group g = 8h + 2j + (r >= 16):
+ * sum = d*d8*sum_g sc_g*sum(q*q8) - dmin*d8*sum_g m_g*bsum_g. */
+static float dot_q2_k_q8_k(const uint8_t *w, const uint8_t *x, int64_t nb)
+{
+    float acc = 0.0f;
+    const uint8x16_t m2 = vdupq_n_u8(3);
+    for (int64_t i = 0; i < nb; i++, w += 84, x += 292) {
+        const uint8_t *sc = w;
+        const int8_t *xq = (const int8_t *)(x + 4);
+        int32_t isum = 0, msum = 0;
+        for (int h = 0; h < 2; h++) {
+            uint8x16_t b[2] = { vld1q_u8(w + 16 + 32 * h), vld1q_u8(w + 16 + 32 * h + 16) };
+            for (int j = 0; j < 4; j++) {
+                const int8x16_t sh = vdupq_n_s8((int8_t)(-2 * j));
+                for (int half = 0; half < 2; half++) {
+                    int8x16_t q = vreinterpretq_s8_u8(vandq_u8(vshlq_u8(b[half], sh), m2));
+                    int32x4_t p = dot16(vdupq_n_s32(0), q, vld1q_s8(xq + 128 * h + 32 * j + 16 * half));
+                    isum += (sc[8 * h + 2 * j + half] & 15) * vaddvq_s32(p);
+                }
+            }
+        }
+        for (int g = 0; g < 16; g++) {
+            int16_t bs;
+            memcpy(&bs, x + 260 + 2 * g, 2);
+            msum += (sc[g] >> 4) * bs;
+        }
+        float d8;
+        memcpy(&d8, x, 4);
+        acc += h2f(w + 80) * d8 * (float)isum - h2f(w + 82) * d8 * (float)msum;
+    }
+    return acc;
+}
+
+/* Q3_K block (110 bytes): hmask[32] @0, qs[64] @32, scales[12] @96, d f16 @108.
+ * Value 128h + 32j + r: q = ((qs[32h + r] >> 2j) & 3 | hbit << 2) - 4 with
+ * hbit = (hmask[r] >> (4h + j)) & 1, signed 6-bit scale of group 8h + 2j + (r >= 16). */
+static float dot_q3_k_q8_k(const uint8_t *w, const uint8_t *x, int64_t nb)
+{
+    float acc = 0.0f;
+    const uint8x16_t m2 = vdupq_n_u8(3), one = vdupq_n_u8(1);
+    const int8x16_t four = vdupq_n_s8(4);
+    for (int64_t i = 0; i < nb; i++, w += 110, x += 292) {
+        const uint8_t *S = w + 96;
+        const int8_t *xq = (const int8_t *)(x + 4);
+        int sc[16];
+        for (int k = 0; k < 16; k++) {
+            int low = k < 8 ? S[k] & 15 : S[k - 8] >> 4;
+            int high = (S[8 + (k % 4)] >> (2 * (k / 4))) & 3;
+            sc[k] = (low | high << 4) - 32;
+        }
+        uint8x16_t hm[2] = { vld1q_u8(w), vld1q_u8(w + 16) };
+        int32_t isum = 0;
+        for (int h = 0; h < 2; h++) {
+            uint8x16_t b[2] = { vld1q_u8(w + 32 + 32 * h), vld1q_u8(w + 32 + 32 * h + 16) };
+            for (int j = 0; j < 4; j++) {
+                const int8x16_t sh = vdupq_n_s8((int8_t)(-2 * j)), shh = vdupq_n_s8((int8_t)(-(4 * h + j)));
+                for (int half = 0; half < 2; half++) {
+                    uint8x16_t q2 = vandq_u8(vshlq_u8(b[half], sh), m2);
+                    uint8x16_t hb = vandq_u8(vshlq_u8(hm[half], shh), one);
+                    int8x16_t q = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(q2, vshlq_n_u8(hb, 2))), four);
+                    int32x4_t p = dot16(vdupq_n_s32(0), q, vld1q_s8(xq + 128 * h + 32 * j + 16 * half));
+                    isum += sc[8 * h + 2 * j + half] * vaddvq_s32(p);
+                }
+            }
+        }
+        float d8;
+        memcpy(&d8, x, 4);
+        acc += h2f(w + 108) * d8 * (float)isum;
+    }
+    return acc;
+}
+
 static int neon_q8_partner(int type)
 {
     switch (type) {
     case LLV_TYPE_Q4_0:
+    case LLV_TYPE_Q4_1:
+    case LLV_TYPE_Q5_0:
+    case LLV_TYPE_Q5_1:
     case LLV_TYPE_Q8_0:
         return LLV_TYPE_Q8_0;
+    case LLV_TYPE_Q2_K:
+    case LLV_TYPE_Q3_K:
     case LLV_TYPE_Q4_K:
+    case LLV_TYPE_Q5_K:
+    case LLV_TYPE_Q6_K:
         return LLV_TYPE_Q8_K;
     default:
         return -1; /* matmul dequantizes to f32 and uses the f32 dot */
@@ -400,8 +603,15 @@ static float neon_dot_q8(int type, const void *w, const void *xq, int64_t n)
 {
     switch (type) {
     case LLV_TYPE_Q4_0: return dot_q4_0_q8_0(w, xq, n / 32);
+    case LLV_TYPE_Q4_1: return dot_q4_1_q8_0(w, xq, n / 32);
+    case LLV_TYPE_Q5_0: return dot_q5_0_q8_0(w, xq, n / 32);
+    case LLV_TYPE_Q5_1: return dot_q5_1_q8_0(w, xq, n / 32);
     case LLV_TYPE_Q8_0: return dot_q8_0_q8_0(w, xq, n / 32);
+    case LLV_TYPE_Q2_K: return dot_q2_k_q8_k(w, xq, n / 256);
+    case LLV_TYPE_Q3_K: return dot_q3_k_q8_k(w, xq, n / 256);
     case LLV_TYPE_Q4_K: return dot_q4_k_q8_k(w, xq, n / 256);
+    case LLV_TYPE_Q5_K: return dot_q5_k_q8_k(w, xq, n / 256);
+    case LLV_TYPE_Q6_K: return dot_q6_k_q8_k(w, xq, n / 256);
     default: return 0.0f;
     }
 }
@@ -428,7 +638,7 @@ static const llv_kernel_ops ops_neon = {
 
 const llv_kernel_ops *llv_kernel_ops_neon(void) { return &ops_neon; }
 
-#else /* not aarch64 */
+#else /* not little-endian aarch64 */
 
 const llv_kernel_ops *llv_kernel_ops_neon(void) { return NULL; }
 

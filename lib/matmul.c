@@ -37,12 +37,8 @@
 
 #define GEMV_MAX_ROWS 4   /* up to this many rows use the GEMV driver */
 #define GEMV_CHUNK 256    /* dequantization chunk of the GEMV driver */
-#ifndef PANEL_N
 #define PANEL_N 48        /* weight rows per GEMM panel (multiple of LLV_GEMM_PNR) */
-#endif
-#ifndef KC
 #define KC 512            /* K chunk of the GEMM (multiple of 256) */
-#endif
 
 static inline const uint8_t *wrow(const llv_weight *w, int64_t o)
 {

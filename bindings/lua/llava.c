@@ -1143,6 +1143,17 @@ static int l_load_projector_from_memory(lua_State *L)
 
 static int v_image_size(lua_State *L) { lua_pushinteger(L, llava_vision_image_size(CHECK(L, 1, K_VISION, llava_vision))); return 1; }
 static int v_n_tokens(lua_State *L) { lua_pushinteger(L, llava_vision_n_tokens(CHECK(L, 1, K_VISION, llava_vision))); return 1; }
+/* vision:n_tokens_for(projector, width, height) */
+static int v_n_tokens_for(lua_State *L)
+{
+    llava_vision *v = CHECK(L, 1, K_VISION, llava_vision);
+    llava_projector *p = CHECK(L, 2, K_PROJECTOR, llava_projector);
+    lua_Integer w = luaL_checkinteger(L, 3), h = luaL_checkinteger(L, 4);
+    luaL_argcheck(L, w >= 0 && w <= INT32_MAX, 3, "width out of range");
+    luaL_argcheck(L, h >= 0 && h <= INT32_MAX, 4, "height out of range");
+    lua_pushinteger(L, llava_vision_n_tokens_for(v, p, (int32_t)w, (int32_t)h));
+    return 1;
+}
 static int pr_n_embd(lua_State *L) { lua_pushinteger(L, llava_projector_n_embd(CHECK(L, 1, K_PROJECTOR, llava_projector))); return 1; }
 
 /* llava.encode_image(vision, projector, image [, params]) -> embed
@@ -1512,7 +1523,7 @@ static const luaL_Reg session_methods[] = {
     { "logits", s_logits }, { "sample", s_sample }, { "position", s_position }, { "n_ctx", s_n_ctx },
     { "rewind", s_rewind }, { "save", s_save }, { "load", s_load }, { NULL, NULL } };
 static const luaL_Reg vision_methods[] = {
-    COMMON_METHODS, { "image_size", v_image_size }, { "n_tokens", v_n_tokens }, { "encode", l_encode_image },
+    COMMON_METHODS, { "image_size", v_image_size }, { "n_tokens", v_n_tokens }, { "n_tokens_for", v_n_tokens_for }, { "encode", l_encode_image },
     { NULL, NULL } };
 static const luaL_Reg projector_methods[] = { COMMON_METHODS, { "n_embd", pr_n_embd }, { NULL, NULL } };
 static const luaL_Reg image_methods[] = {

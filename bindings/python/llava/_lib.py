@@ -88,6 +88,7 @@ PROTOTYPES: Dict[str, Tuple[object, List[object]]] = {
     "llava_free_projector": (None, [handle]),
     "llava_vision_image_size": (c_int32, [handle]),
     "llava_vision_n_tokens": (c_int32, [handle]),
+    "llava_vision_n_tokens_for": (c_int32, [handle, handle, c_int32, c_int32]),
     "llava_projector_n_embd": (c_int32, [handle]),
     "llava_encode_image": (c_int, [handle, handle, handle, handle, handle_out]),
     # embeddings

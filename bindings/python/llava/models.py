@@ -190,6 +190,11 @@ class Vision(Handle):
     image_size = property(lambda self: lib.llava_vision_image_size(self.handle), doc="Input side in pixels.")
     n_tokens = property(lambda self: lib.llava_vision_n_tokens(self.handle), doc="Tokens per image.")
 
+    def n_tokens_for(self, projector: "Projector", width: int, height: int) -> int:
+        """Image tokens an image of this size will produce (0 if it cannot be
+        encoded), known before encoding: for budgeting the context."""
+        return int(lib.llava_vision_n_tokens_for(self.handle, projector.handle, int(width), int(height)))
+
     def encode(self, image: Image, projector: "Projector", params: ParamsLike = None, **kwargs: Any) -> Embedding:
         """Preprocess, encode and project an image (see encode_image)."""
         return encode_image(self, projector, image, params, **kwargs)

@@ -225,6 +225,9 @@ class TestGoldenChat(unittest.TestCase):
         lm = need("llava_load_lm", lambda: llava.LM(lm_path(), threads=2))
         with vision, proj, img, lm:
             self.assertEqual((vision.image_size, vision.n_tokens, proj.n_embd), (336, 576, 128))
+            # LLaVA-1.5: (336/14)^2 tokens whatever the size; 0 for a size < 1
+            self.assertEqual(vision.n_tokens_for(proj, 640, 488), 576)
+            self.assertEqual(vision.n_tokens_for(proj, 0, 488), 0)
             emb = need("llava_encode_image", lambda: vision.encode(img, proj, threads=2))
             ref = golden_embedding("shapes336.png")
             self.assertLess(max(abs(a - b) for a, b in zip(emb.to_array(), ref)), 1e-3)
