@@ -407,7 +407,10 @@ LLAVA_API int32_t llava_projector_n_embd(const llava_projector *projector);
 
 /** Preprocess an image as the reference does (pad to square, Pillow-exact
  *  bicubic resize, normalise), run the vision tower and the projector, and
- *  return a new embedding. params may be NULL (uses N_THREADS and the
+ *  return a new embedding. LLaVA-1.6 files (clip.vision.image_grid_pinpoints)
+ *  follow the reference LLaVA-NeXT: base image, then the tile grid unpadded
+ *  to the image's aspect ratio with an image_newline after every row; see
+ *  llava_vision_n_tokens_for for the count. params may be NULL (uses N_THREADS and the
  *  callbacks). Errors are recorded in the image's message
  *  (llava_errmsg(image)), since the encoder and projector may be shared.
  *  [thread: shared-ro on vision and projector, handle on image] Since 0.1. */

@@ -74,7 +74,14 @@ static int load_lin(const llv_gguf *g, const char *wname, const char *bname, int
     const llv_gguf_tensor *t = llv_gguf_find_tensor(g, wname);
     if (!t)
         return llv_fail(err, LLAVA_E_FORMAT, "mmproj: tensor %s is missing", wname);
-    int64_t want[2] = { n_in < 0 ? t->ne[0] : n_in, n_out < 0 ? t->ne[1] : n_out };
+    /* Unknown sides come from the squeezed shape: the first dim that is
+     * not 1 is n_in, the rest of the elements n_out. */
+    int64_t first = 1;
+    for (int i = 0; i < LLV_GGUF_MAX_DIMS && first == 1; i++)
+        first = t->ne[i];
+    int64_t want[2] = { n_in < 0 ? first : n_in, n_out };
+    if (n_out < 0)
+        want[1] = want[0] > 0 && t->n_elements % want[0] == 0 ? t->n_elements / want[0] : 0;
     if (want[0] < 1 || want[0] > LLV_PROJ_MAX_WIDTH || want[1] < 1 || want[1] > LLV_PROJ_MAX_WIDTH)
         return llv_fail(err, LLAVA_E_FORMAT, "mmproj: tensor %s has sides outside 1..%d", wname, LLV_PROJ_MAX_WIDTH);
     int rc = find_shaped(g, wname, 2, want, &t, err);

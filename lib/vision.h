@@ -246,7 +246,8 @@ LLV_INTERNAL int llv_anyres_layout(const llava_vision *v, int32_t width, int32_t
 LLV_INTERNAL int llv_anyres_preprocess(const llava_vision *v, const uint8_t *rgb, int32_t width, int32_t height,
                                        const llv_anyres_plan *plan, float *planar, llv_err *err);
 /* Merge projected features [1 + tiles][G*G][C] into out [plan->n_tokens][C]
- * (step 6). newline: [C] (needed for spatial_unpad). */
+ * (step 6); spatial_unpad appends v->anyres.newline (C values, checked by
+ * the caller) after every row. */
 LLV_INTERNAL void llv_anyres_merge(const llava_vision *v, const llv_anyres_plan *plan, const float *feat,
                                    int32_t C, float *out);
 
