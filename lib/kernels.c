@@ -15,13 +15,23 @@
 static int force_ref;                         /* set by tests */
 static const llv_kernel_ops *ops_detected;    /* lazily detected, then fixed */
 
+#if LLV_HAVE_X86_SIMD
+#include <cpuid.h>
+/* CPUID.1:ECX bit 29. (clang 14 does not know __builtin_cpu_supports("f16c").) */
+static bool cpu_has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) != 0;
+}
+#endif
+
 static const llv_kernel_ops *select_ops(void)
 {
 #if LLV_HAVE_X86_SIMD
     __builtin_cpu_init();
     /* AVX-512 would be checked first here once kernels_avx512.c exists. */
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c") && llv_kernel_ops_avx2() != NULL)
+        cpu_has_f16c() && llv_kernel_ops_avx2() != NULL)
         return llv_kernel_ops_avx2();
 #endif
     /* aarch64: a kernels_neon.c table would be returned here. */

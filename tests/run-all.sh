@@ -1,46 +1,63 @@
 #!/bin/sh
 # tests/run-all.sh - everything CI checks, run from a configured build tree by
 # `make check-all`:
-#   1. make check (the whole suite: Check unit tests, reference tests)
-#   2. the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer
-#   3. a --disable-openmp build and its unit tests
-#   4. make install into a temporary prefix: exactly the expected files, and a
+#   1. make check (the whole suite: unit tests, reference tests, bindings)
+#   2. the compiled tests again under AddressSanitizer + UndefinedBehaviorSanitizer
+#   3. a --disable-openmp build and its compiled tests
+#   4. the thread tests under ThreadSanitizer
+#   5. every libFuzzer harness for a bounded time (skipped without clang)
+#   6. make install into a temporary prefix: exactly the expected files, and a
 #      program built with `cc x.c $(pkg-config --cflags --libs llava)` runs
-#   5. make distcheck
+#   7. make distcheck
+# Steps 2-6 configure pristine copies of the distributed sources (make distdir),
+# since the source tree itself may be configured in place.
 set -eu
 srcdir=$(cd "${LLAVA_SRCDIR:?}" && pwd)
 builddir=$(pwd)
 data=${LLAVA_TEST_DATA:?}
 work=$(mktemp -d "${TMPDIR:-/tmp}/llava-ci.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-step() { printf '\n===== %s =====\n' "$*"; }
+step() { printf '\n===== %s (%s) =====\n' "$*" "$(date +%H:%M:%S)"; }
 
-step "1/5 make check"
+step "1/7 make check"
 make -j2 check
 
 c_tests=$(make -s print-c-tests)
+make -s distdir distdir="$work/src" >/dev/null
+src="$work/src"
 
-step "2/5 ASan + UBSan unit tests"
+step "2/7 ASan + UBSan: compiled tests"
 mkdir "$work/asan" && cd "$work/asan"
-"$srcdir/configure" -q --disable-shared --with-test-data="$data" \
+"$src/configure" -q --disable-shared --with-test-data="$data" \
   CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
   LDFLAGS="-fsanitize=address,undefined"
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   make -j2 check TESTS="$c_tests"
 
-step "3/5 --disable-openmp"
+step "3/7 --disable-openmp: compiled tests"
 mkdir "$work/noomp" && cd "$work/noomp"
-"$srcdir/configure" -q --disable-openmp --disable-shared --with-test-data="$data"
+"$src/configure" -q --disable-openmp --disable-shared --with-test-data="$data"
 make -j2 check TESTS="$c_tests"
 
-step "4/5 install + pkg-config"
+step "4/7 ThreadSanitizer: check_threads"
+mkdir "$work/tsan" && cd "$work/tsan"
+"$src/configure" -q --disable-shared --with-test-data="$data" \
+  CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread"
+TSAN_OPTIONS=halt_on_error=1 make -j2 check TESTS="tests/check_threads"
+
+step "5/7 fuzzing (30 s per harness, 2 at a time)"
+rc=0
+LLAVA_TEST_DATA="$data" FUZZ_OUT="$work/fuzz" JOBS=2 sh "$src/tests/fuzz/run.sh" 30 || rc=$?
+if [ $rc -eq 77 ]; then echo "clang/libFuzzer missing: fuzzing skipped"; elif [ $rc -ne 0 ]; then exit $rc; fi
+
+step "6/7 install + pkg-config"
 mkdir "$work/inst" && cd "$work/inst"
 prefix="$work/prefix"
-"$srcdir/configure" -q --prefix="$prefix" --with-test-data="$data"
+"$src/configure" -q --prefix="$prefix" --with-test-data="$data"
 make -j2 install >/dev/null
-sh "$srcdir/tests/check_install.sh" "$prefix"
+sh "$src/tests/check_install.sh" "$prefix"
 
-step "5/5 distcheck"
+step "7/7 distcheck"
 cd "$builddir"
 make -j2 distcheck
-echo "check-all: every step passed"
+echo "check-all: every step passed ($(date +%H:%M:%S))"

@@ -103,12 +103,11 @@ def main():
     for i, im in enumerate(imgs):
         sheet[(i // 10) * s:(i // 10 + 1) * s, (i % 10) * s:(i % 10 + 1) * s] = im
     Image.fromarray(sheet).save(os.path.join(a.dest, "testset.png"), optimize=True)
-    # the demo scene: the first test scene with 3+ objects whose every stage-2 answer is judged correct
+    # the demo scene: the test scene with the most correctly answered questions (ties: more objects)
     by_scene = {}
     for q in ev["questions"]:
         by_scene.setdefault(q["scene"], []).append(instruct.judge(q["stage2"], q["ref"], q["scene_facts"])[0])
-    demo = next((i for i, v in sorted(by_scene.items()) if all(v) and len(scenes[i]["objects"]) >= 3),
-                next((i for i, v in sorted(by_scene.items()) if all(v)), 0))
+    demo = max(sorted(by_scene), key=lambda i: (sum(by_scene[i]), len(scenes[i]["objects"])))
     Image.fromarray(imgs[demo]).save(os.path.join(a.dest, "scene.png"))
     keep = ("scene", "kind", "sub", "q", "ref", "stage2", "stage2_ids", "scene_facts")
     out = {"image_size": s, "per_row": 10, "demo_scene": demo, "caption": scenes[demo]["captions"][0],
@@ -119,7 +118,9 @@ def main():
     print("bundle: demo scene %d: %s" % (demo, scenes[demo]["captions"][0]))
     for q in ev["questions"]:
         if q["scene"] == demo:
-            print("  Q: %s\n  A: %s" % (q["q"], q["stage2"]))
+            print("  Q: %s\n  A: %s\n  judged %s" % (q["q"], q["stage2"],
+                                              "correct" if instruct.judge(q["stage2"], q["ref"], q["scene_facts"])[0]
+                                              else "wrong"))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Steps (each caches its result in DIR, --from re-runs from a step on):
   stage1  projector only (vision + LM frozen) on image-caption pairs (brief prompts)
   stage2  projector + LM (vision frozen) on the instruction data
   export  mmproj + LM GGUF files (stage 1 and stage 2)
+  eval1   (optional, may run in parallel with stage2) the stage-1 model's test answers
   eval    PyTorch greedy answers on the test split, judged per kind, for the stage-1 model,
           the stage-2 model and the text-only reference; writes results.json + RESULTS.md
 Everything is seeded; torch runs with a fixed thread count so a rerun gives the same files.
@@ -35,17 +36,19 @@ from spm import Vocab  # noqa: E402
 
 SYSTEM = ("A chat between a curious human and an artificial intelligence assistant. "
           "The assistant gives helpful, detailed, and polite answers to the human's questions.")
-STEPS = ["data", "vocab", "clip", "lm", "stage1", "stage2", "export", "eval"]
+STEPS = ["data", "vocab", "clip", "lm", "stage1", "eval1", "stage2", "export", "eval"]
 
 PRESETS = {
-    # name: sizes and step counts (the demo preset is the bundled model)
-    "demo": dict(n_train=6000, n_val=100, n_test=150, img=64, patch=8, vd=64, vheads=4, vlayers=3,
-                 e=128, layers=2, heads=4, ff=344, clip_steps=600, lm_steps=600, s1_steps=300,
-                 s2_steps=1600, batch=32),
+    # name: sizes and step counts
+    # sized for an idle 2-core machine (about 50 min, estimated from the step times of "small"
+    # measured on a loaded machine; not yet run end to end)
+    "demo": dict(n_train=6000, n_val=100, n_test=100, img=64, patch=16, vd=64, vheads=4, vlayers=3,
+                 e=128, layers=2, heads=4, ff=344, clip_steps=400, lm_steps=300, s1_steps=150,
+                 s2_steps=1500, batch=16, s2_batch=16, n_eval=100),
     # what was actually run for the bundled model on a 2-core machine shared with 6 other jobs
     "small": dict(n_train=3000, n_val=50, n_test=100, img=64, patch=16, vd=64, vheads=4, vlayers=3,
-                  e=96, layers=2, heads=4, ff=256, clip_steps=100, lm_steps=100, s1_steps=40,
-                  s2_steps=300, batch=16),
+                  e=96, layers=2, heads=4, ff=256, clip_steps=100, lm_steps=30, s1_steps=30,
+                  s2_steps=130, batch=16, s2_batch=8, n_eval=60),
     "quick": dict(n_train=1000, n_val=50, n_test=20, img=64, patch=16, vd=64, vheads=4, vlayers=3,
                   e=96, layers=2, heads=4, ff=256, clip_steps=10, lm_steps=10, s1_steps=5,
                   s2_steps=10, batch=16),
@@ -209,7 +212,7 @@ def step_lm(cfg, out):
         torch.nn.utils.clip_grad_norm_(lm.parameters(), 1.0)
         opt.step()
         sched.step()
-        if step % 50 == 0 or step == n - 1:
+        if step % 10 == 0 or step == n - 1:
             log("lm %d/%d loss %.3f" % (step, n, loss.item()))
     torch.save(lm.state_dict(), os.path.join(out, "lm.pt"))
     return {"lm_loss": loss.item()}
@@ -253,13 +256,12 @@ def mm_forward(lm, proj, prompter, feats, suffixes):
     return (l * lab.reshape(-1)).sum() / lab.sum()
 
 
-def train_mm(cfg, out, stage, lm, proj, samples, feats, n, lr, params, seed):
+def train_mm(cfg, out, stage, lm, proj, samples, feats, n, lr, params, seed, B):
     prompter = Prompter(load_vocab(out))
     rng = random.Random(seed)
     torch.manual_seed(seed)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     sched = cosine(opt, n)
-    B = cfg["batch"]
     for step in range(n):
         pick = [samples[i] for i in rng.sample(range(len(samples)), B)]
         f = feats[[p[0] for p in pick]]
@@ -269,7 +271,7 @@ def train_mm(cfg, out, stage, lm, proj, samples, feats, n, lr, params, seed):
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
-        if step % 50 == 0 or step == n - 1:
+        if step % 10 == 0 or step == n - 1:
             log("%s %d/%d loss %.3f" % (stage, step, n, loss.item()))
     return loss.item()
 
@@ -289,7 +291,7 @@ def step_stage1(cfg, out):
     proj = Projector(cfg["vd"], cfg["e"])
     samples = [(i, [t[:2] for t in s["brief"]["turns"]]) for i, s in enumerate(d["train"])]
     loss = train_mm(cfg, out, "stage1", lm, proj, samples, feats, cfg["s1_steps"], 2e-3,
-                    list(proj.parameters()), 3)
+                    list(proj.parameters()), 3, cfg["batch"])
     torch.save(proj.state_dict(), os.path.join(out, "proj1.pt"))
     return {"stage1_loss": loss}
 
@@ -302,7 +304,8 @@ def step_stage2(cfg, out):
     proj.load_state_dict(torch.load(os.path.join(out, "proj1.pt")))
     samples = [(i, [t[:2] for t in smp["turns"]]) for i, s in enumerate(d["train"]) for smp in s["instruct"]]
     loss = train_mm(cfg, out, "stage2", lm, proj, samples, feats, cfg["s2_steps"], 2e-3,
-                    list(lm.parameters()) + list(proj.parameters()), 4)
+                    list(lm.parameters()) + list(proj.parameters()), 4,
+                    cfg.get("s2_batch", cfg["batch"]))
     torch.save(lm.state_dict(), os.path.join(out, "lm2.pt"))
     torch.save(proj.state_dict(), os.path.join(out, "proj2.pt"))
     return {"stage2_loss": loss}
@@ -370,28 +373,44 @@ def score(items, scenes, key):
             for k, r in res.items()}
 
 
-def step_eval(cfg, out):
+def eval_model(cfg, out, tag):
+    """Greedy PyTorch answers of one model to every test question, cached in answers_<tag>.json."""
+    path = os.path.join(out, "answers_%s.json" % tag)
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
     d, _ = load_data(out)
     vocab = load_vocab(out)
     prompter = Prompter(vocab)
     feats = torch.load(os.path.join(out, "feats_test.pt"))
+    lm = load_lm(cfg, out, {"stage1": "lm.pt", "stage2": "lm2.pt"}[tag]).eval()
+    proj = Projector(cfg["vd"], cfg["e"])
+    proj.load_state_dict(torch.load(os.path.join(out, {"stage1": "proj1.pt", "stage2": "proj2.pt"}[tag])))
+    t0, emb, ans = time.time(), {}, []
+    for it in test_questions(d["test"][:cfg.get("n_eval")]):
+        si = it["scene"]
+        if si not in emb:
+            with torch.no_grad():
+                emb[si] = proj(feats[si])
+        ids = greedy(lm, prompter, emb[si], it["q"])
+        ans.append({"ids": ids, "text": vocab.decode(ids)})
+    log("eval %s: %d questions in %.0f s" % (tag, len(ans), time.time() - t0))
+    with open(path, "w") as f:
+        json.dump(ans, f)
+    return ans
+
+
+def step_eval1(cfg, out):
+    eval_model(cfg, out, "stage1")
+
+
+def step_eval(cfg, out):
+    d, _ = load_data(out)
     scenes = d["test"]
-    qs = test_questions(scenes)
-    for tag, lmf, pf in (("stage1", "lm.pt", "proj1.pt"), ("stage2", "lm2.pt", "proj2.pt")):
-        lm = load_lm(cfg, out, lmf).eval()
-        proj = Projector(cfg["vd"], cfg["e"])
-        proj.load_state_dict(torch.load(os.path.join(out, pf)))
-        t0 = time.time()
-        emb = {}
-        for it in qs:
-            si = it["scene"]
-            if si not in emb:
-                with torch.no_grad():
-                    emb[si] = proj(feats[si])
-            ids = greedy(lm, prompter, emb[si], it["q"])
-            it[tag + "_ids"] = ids
-            it[tag] = vocab.decode(ids)
-        log("eval %s: %d questions in %.0f s" % (tag, len(qs), time.time() - t0))
+    qs = test_questions(scenes[:cfg.get("n_eval")])
+    for tag in ("stage1", "stage2"):
+        for it, a in zip(qs, eval_model(cfg, out, tag)):
+            it[tag + "_ids"], it[tag] = a["ids"], a["text"]
     for it in qs:      # text-only reference: the generator (our GPT-4) reading the caption
         sc = scenes[it["scene"]]
         cap_scene = instruct.scene_from_caption(sc["captions"][0])
@@ -412,9 +431,13 @@ def main():
     ap.add_argument("--from", dest="start", default="data", choices=STEPS)
     ap.add_argument("--to", dest="stop", default="eval", choices=STEPS)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--set", action="append", default=[], help="override a preset value: KEY=INT")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    cfg = PRESETS[a.preset]
+    cfg = dict(PRESETS[a.preset])
+    for kv in a.set:
+        k, v = kv.split("=")
+        cfg[k] = int(v)
     os.makedirs(a.out, exist_ok=True)
     for name in STEPS[STEPS.index(a.start):STEPS.index(a.stop) + 1]:
         t0 = time.time()

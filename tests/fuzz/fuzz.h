@@ -21,6 +21,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* Set by a harness when the library rejected the input with a clean error
+ * (defined by each harness with FUZZ_DEFINE_REJECTED). The replay driver
+ * requires it for regression files named "reject-*". */
+extern int fuzz_rejected;
+#define FUZZ_DEFINE_REJECTED int fuzz_rejected;
+
 #define FUZZ_CHECK(c) do { \
         if (!(c)) { \
             fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \

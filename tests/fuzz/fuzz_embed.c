@@ -11,11 +11,14 @@
 #include "fuzz.h"
 #include "llava.h"
 
+FUZZ_DEFINE_REJECTED
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char errbuf[LLAVA_ERRBUF_SIZE] = "";
     llava_embed *e = (llava_embed *)&errbuf;
     int rc = llava_embed_load(data, size, &e, errbuf, sizeof errbuf);
+    fuzz_rejected = rc != LLAVA_OK;
     if (rc != LLAVA_OK) {
         FUZZ_CHECK(e == NULL && errbuf[0] != '\0');
         FUZZ_CHECK(rc == LLAVA_E_FORMAT || rc == LLAVA_E_NOMEM || rc == LLAVA_E_INVALID_ARG ||

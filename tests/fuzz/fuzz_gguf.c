@@ -16,6 +16,8 @@
 
 #define CHECK FUZZ_CHECK
 
+FUZZ_DEFINE_REJECTED
+
 static int inside(const void *p, size_t n, const uint8_t *buf, size_t size)
 {
     const uint8_t *q = p;
@@ -71,6 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     llv_gguf *g = (llv_gguf *)1;
     llv_err err = { 0 };
     int rc = llv_gguf_open_memory(data, size, 0, &g, &err);
+    fuzz_rejected = rc != LLAVA_OK;
     if (rc != LLAVA_OK) {
         CHECK(g == NULL && err.msg[0] != '\0');
         return 0;

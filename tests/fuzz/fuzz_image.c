@@ -14,6 +14,8 @@
 #include "llava.h"
 #include "image.h"
 
+FUZZ_DEFINE_REJECTED
+
 #define MAX_PIXELS (1 << 16) /* 256 x 256: keeps a mutated huge header fast */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -27,6 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char errbuf[LLAVA_ERRBUF_SIZE] = "";
     llava_image *img = (llava_image *)&errbuf;
     int rc = llava_new_image_from_bytes(data, size, p, &img, errbuf, sizeof errbuf);
+    fuzz_rejected = rc != LLAVA_OK;
     if (rc != LLAVA_OK) {
         FUZZ_CHECK(img == NULL && errbuf[0] != '\0');
         FUZZ_CHECK(rc == LLAVA_E_IMAGE || rc == LLAVA_E_NOMEM || rc == LLAVA_E_INVALID_ARG);

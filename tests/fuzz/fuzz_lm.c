@@ -11,6 +11,8 @@
 #include "fuzz.h"
 #include "llava.h"
 
+FUZZ_DEFINE_REJECTED
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     llava_params *p = llava_new_params();
@@ -25,6 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char errbuf[LLAVA_ERRBUF_SIZE] = "";
     llava_lm *lm = (llava_lm *)&errbuf; /* must be overwritten */
     int rc = llava_load_lm_from_memory(data, size, p, &lm, errbuf, sizeof errbuf);
+    fuzz_rejected = rc != LLAVA_OK;
     if (rc != LLAVA_OK) {
         FUZZ_CHECK(lm == NULL && errbuf[0] != '\0');
         llava_free_params(p);

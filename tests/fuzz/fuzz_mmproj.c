@@ -11,6 +11,8 @@
 #include "fuzz.h"
 #include "llava.h"
 
+FUZZ_DEFINE_REJECTED
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     llava_params *p = llava_new_params();
@@ -23,6 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     llava_vision *v = (llava_vision *)&errbuf;
     llava_projector *pr = (llava_projector *)&errbuf;
     int rc = llava_load_vision_from_memory(data, size, p, &v, errbuf, sizeof errbuf);
+    fuzz_rejected = rc != LLAVA_OK;
     if (rc != LLAVA_OK) {
         FUZZ_CHECK(v == NULL && errbuf[0] != '\0');
         FUZZ_CHECK(rc != LLAVA_E_INTERNAL);
@@ -31,6 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     errbuf[0] = '\0';
     rc = llava_load_projector_from_memory(data, size, p, &pr, errbuf, sizeof errbuf);
+    fuzz_rejected |= rc != LLAVA_OK;
     if (rc != LLAVA_OK) {
         FUZZ_CHECK(pr == NULL && errbuf[0] != '\0');
         FUZZ_CHECK(rc != LLAVA_E_INTERNAL);
@@ -48,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         llava_embed *e = NULL;
         rc = llava_encode_image(v, pr, img, p, &e);
         if (rc == LLAVA_OK) {
-            FUZZ_CHECK(llava_embed_n_tokens(e) == llava_vision_n_tokens(v));
+            FUZZ_CHECK(llava_embed_n_tokens(e) == llava_vision_n_tokens_for(v, pr, 5, 3));
             FUZZ_CHECK(llava_embed_n_embd(e) == llava_projector_n_embd(pr));
             FUZZ_CHECK(llava_embed_data(e) != NULL);
         } else {

@@ -19,6 +19,8 @@
 #include "llava.h"
 #include "image.h"
 
+FUZZ_DEFINE_REJECTED
+
 #define BUF_CAP ((size_t)1 << 20)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -59,6 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char errbuf[LLAVA_ERRBUF_SIZE] = "";
     llava_image *img = (llava_image *)&errbuf;
     int rc = llava_new_image_from_pixels(px, w, h, stride, format, flags, p, &img, errbuf, sizeof errbuf);
+    fuzz_rejected = rc != LLAVA_OK;
     if (!expect_ok) {
         FUZZ_CHECK(rc != LLAVA_OK && img == NULL && errbuf[0] != '\0');
     } else if (rc == LLAVA_OK) {

@@ -14,6 +14,8 @@
 #include "fuzz.h"
 #include "llava.h"
 
+FUZZ_DEFINE_REJECTED
+
 static llava_lm *lm;
 static void *lm_bytes;
 
@@ -41,6 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!lm)
         init();
+    fuzz_rejected = 1;
     if (size < 1)
         return 0;
     llava_params *p = llava_new_params();
@@ -61,6 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     void *before = save(s, &before_size);
 
     int rc = llava_session_load(s, data + 1, size - 1);
+    fuzz_rejected = rc != LLAVA_OK;
     if (rc != LLAVA_OK) {
         FUZZ_CHECK(rc == LLAVA_E_FORMAT || rc == LLAVA_E_MISMATCH || rc == LLAVA_E_NOMEM ||
                    rc == LLAVA_E_CONTEXT_FULL);

@@ -17,6 +17,8 @@
 #include "tokenizer.h"
 #include "llava.h"
 
+FUZZ_DEFINE_REJECTED
+
 static llv_vocab *vocabs[4];
 
 static llv_vocab *load_vocab(void *bytes, size_t size)

@@ -5,6 +5,8 @@
  *   FUZZ_SRC_DIR/corpus/FUZZ_HARNESS/  and  FUZZ_SRC_DIR/regressions/FUZZ_HARNESS/
  * With arguments it replays those files or directories (e.g. a crash
  * artifact under gdb). A failing property aborts, so the test fails.
+ * Files named reject-* must moreover be rejected with a clean error (the
+ * harness sets fuzz_rejected): one per malformed input class.
  */
 #include "fuzz.h"
 
@@ -37,8 +39,15 @@ static long replay_file(const char *path)
         exit(1);
     memcpy(copy, data, size);
     free(data);
+    fuzz_rejected = 0;
     LLVMFuzzerTestOneInput(copy, size);
     free(copy);
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (strncmp(base, "reject-", 7) == 0 && !fuzz_rejected) {
+        fprintf(stderr, "replay: %s was accepted, but its name says it must be rejected\n", path);
+        exit(1);
+    }
     return 1;
 }
 
