@@ -12,6 +12,9 @@
 
 /* ---- dispatch -------------------------------------------------------- */
 
+/* The NEON table (kernels_neon.c); NULL unless built for aarch64. */
+LLV_INTERNAL const llv_kernel_ops *llv_kernel_ops_neon(void);
+
 static int force_ref;                         /* set by tests */
 static const llv_kernel_ops *ops_detected;    /* lazily detected, then fixed */
 
@@ -33,8 +36,11 @@ static const llv_kernel_ops *select_ops(void)
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
         cpu_has_f16c() && llv_kernel_ops_avx2() != NULL)
         return llv_kernel_ops_avx2();
+#elif defined(__aarch64__)
+    /* NEON is part of the AArch64 base: no feature check needed. */
+    if (llv_kernel_ops_neon() != NULL)
+        return llv_kernel_ops_neon();
 #endif
-    /* aarch64: a kernels_neon.c table would be returned here. */
     return llv_kernel_ops_ref();
 }
 

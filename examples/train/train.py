@@ -48,7 +48,7 @@ PRESETS = {
     # what was actually run for the bundled model on a 2-core machine shared with 6 other jobs
     "small": dict(n_train=3000, n_val=50, n_test=100, img=64, patch=16, vd=64, vheads=4, vlayers=3,
                   e=96, layers=2, heads=4, ff=256, clip_steps=100, lm_steps=30, s1_steps=30,
-                  s2_steps=130, batch=16, s2_batch=8, n_eval=60),
+                  s2_steps=220, batch=16, s2_batch=8, n_eval=60),
     "quick": dict(n_train=1000, n_val=50, n_test=20, img=64, patch=16, vd=64, vheads=4, vlayers=3,
                   e=96, layers=2, heads=4, ff=256, clip_steps=10, lm_steps=10, s1_steps=5,
                   s2_steps=10, batch=16),
