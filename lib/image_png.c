@@ -99,6 +99,36 @@ static void png_row_to_rgb(const uint8_t *in, uint8_t *out, uint32_t w, int colo
 
 static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
 
+/* libpng allocates a chunk's declared length before reading its data (the
+ * eXIf handler does, whatever png_set_chunk_malloc_max says), so a 100-byte
+ * file can make it ask for 1.9 GB (found by tests/fuzz/fuzz_image). Walk the
+ * chunk list first: a chunk that runs past the end of the data is an error
+ * before the first IDAT, and after it the data is cut just before that chunk
+ * (libpng then meets the end of the data after the pixels, which is ignored
+ * like any damaged tail). Returns the usable size, or 0 for an error. */
+static size_t png_usable_size(const uint8_t *data, size_t size, llv_err *err)
+{
+    size_t pos = 8;
+    bool seen_idat = false;
+    while (size - pos >= 8) {
+        uint32_t len = be32(data + pos);
+        if (len > size - pos - 8 || size - pos - 8 - len < 4) { /* data + CRC do not fit */
+            if (!seen_idat) {
+                llv_fail(err, LLAVA_E_IMAGE, "PNG: chunk of %u bytes at offset %zu runs past the end of the data",
+                         (unsigned)len, pos);
+                return 0;
+            }
+            return pos;
+        }
+        if (memcmp(data + pos + 4, "IDAT", 4) == 0)
+            seen_idat = true;
+        pos += 12 + (size_t)len;
+        if (memcmp(data + pos - len - 8, "IEND", 4) == 0)
+            return pos;
+    }
+    return size;
+}
+
 int llv_decode_png(const uint8_t *data, size_t size, const llv_decode_opts *opts, llv_decoded *out, llv_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -112,6 +142,8 @@ int llv_decode_png(const uint8_t *data, size_t size, const llv_decode_opts *opts
             llv_image_check_size(w, h, opts->max_pixels, NULL, err) != LLAVA_OK)
             return LLAVA_E_IMAGE;
     }
+    if (size > 8 && (size = png_usable_size(data, size, err)) == 0)
+        return LLAVA_E_IMAGE;
     png_src src = { .data = data, .size = size, .pos = 0, .oom = false, .msg = "" };
     png_structp png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, &src, png_on_error, png_on_warning,
                                                &src, png_alloc, png_dealloc);
@@ -146,6 +178,8 @@ int llv_decode_png(const uint8_t *data, size_t size, const llv_decode_opts *opts
     png_set_crc_action(png, PNG_CRC_ERROR_QUIT, PNG_CRC_ERROR_QUIT);
     /* Our own IMAGE_MAX_PIXELS replaces libpng's 1e6 x 1e6 default limits. */
     png_set_user_limits(png, 0x7fffffffu, 0x7fffffffu);
+    /* Decompressed ancillary chunks (iCCP, zTXt) can still grow: cap them. */
+    png_set_chunk_malloc_max(png, 16u << 20);
     png_set_read_fn(png, &src, png_read_mem);
     png_read_info(png, info);
 

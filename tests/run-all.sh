@@ -21,6 +21,9 @@ step() { printf '\n===== %s (%s) =====\n' "$*" "$(date +%H:%M:%S)"; }
 
 step "1/7 make check"
 make -j2 check
+# The suite's counts, for the closing line.
+n_pass=$(sed -n 's/^# PASS: *//p' test-suite.log | head -n 1)
+n_fail=$(sed -n 's/^# FAIL: *//p' test-suite.log | head -n 1)
 
 c_tests=$(make -s print-c-tests)
 make -s distdir distdir="$work/src" >/dev/null
@@ -60,4 +63,5 @@ sh "$src/tests/check_install.sh" "$prefix"
 step "7/7 distcheck"
 cd "$builddir"
 make -j2 distcheck
-echo "check-all: every step passed ($(date +%H:%M:%S))"
+echo "check-all: every step passed ($(date +%H:%M:%S)); make check counts:"
+echo "check-all: ${n_pass:-0} passed, ${n_fail:-0} failed"

@@ -43,8 +43,7 @@ run_one() {
   ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
   "$out/bin/fuzz_$h" -max_total_time="$secs" -max_len="$(maxlen "$h")" -timeout=20 -rss_limit_mb=2048 \
       -malloc_limit_mb=1024 -print_final_stats=1 -artifact_prefix="$out/artifacts/$h/" "$@" \
-      >"$out/$h.log" 2>&1
-  status=$?
+      >"$out/$h.log" 2>&1 && status=0 || status=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/$h.log" | tail -1)
   cov=$(grep -o 'cov: [0-9]*' "$out/$h.log" | tail -1)
   if [ $status -eq 0 ]; then
@@ -52,7 +51,11 @@ run_one() {
   else
     printf '%-10s FAIL  (exit %s) after %s executions; see %s/%s.log, input in %s/artifacts/%s/\n' \
       "$h" "$status" "${execs:-?}" "$out" "$h" "$out" "$h"
-    grep -m3 -E 'ERROR|check failed|SUMMARY' "$out/$h.log" | sed 's/^/    /'
+    grep -m3 -E 'ERROR|check failed|SUMMARY|libFuzzer: ' "$out/$h.log" | sed 's/^/    /'
+    # The input, so that a CI log is enough to make it a regression file.
+    for a in "$out/artifacts/$h/"*; do
+      [ -f "$a" ] && { echo "    input $(basename "$a") (hex):"; od -An -tx1 -v "$a" | head -n 64 | sed 's/^/     /'; }
+    done
     return 1
   fi
 }
