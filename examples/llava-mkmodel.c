@@ -1,6 +1,6 @@
 /*
  * llava-mkmodel - write a random-weight LLaVA model pair (llama LM GGUF +
- * legacy LLaVA-1.5 mmproj GGUF) in exactly the layout of the files in the
+ * legacy LLaVA-1.5/1.6 mmproj GGUF) in exactly the layout of the files in the
  * wild (shared/spec/llava-format.md §3 and §6), for tests and benchmarks.
  *
  *   llava-mkmodel --out-lm LM.gguf --out-mmproj MMPROJ.gguf [options]
@@ -12,6 +12,11 @@
  *    forces 4-D tensors to f16); 1-D tensors are always F32.
  *  - LM: llama names; output.weight omitted with --tied. Q/K rows are
  *    random, so no permutation question arises.
+ *  - LLaVA family presets (llava16-vicuna, llava16-mistral, bakllava,
+ *    sharegpt4v) set what makes each family's files different - GQA ratio,
+ *    RoPE base, training context, LLaVA-1.6's any-resolution keys and
+ *    model.image_newline - and leave the sizes to the size presets (tiny by
+ *    default) and options; see the family table below for the sources.
  *  - Weights come from our own PRNG (splitmix64 + a sum of four uniforms,
  *    only integer and IEEE double arithmetic, so the files are identical on
  *    every platform). Each tensor has its own stream seeded from --seed and
@@ -47,6 +52,16 @@ typedef struct opts {
     int    n_feature;        /* entries of clip.vision.feature_layer (0: key absent) */
     int32_t feature[16];
     unsigned long long seed;
+    /* family traits (see the family presets) */
+    int    kv_ratio;         /* > 0: n_head_kv = n_head / kv_ratio unless --n-head-kv is given */
+    int    n_head_kv_set;    /* --n-head-kv was given */
+    int    n_pin;            /* values in pins (2 per pinpoint); 0: no clip.vision.image_grid_pinpoints */
+    int32_t pins[64];
+    int    pins_in_tiles;    /* pins count tiles of --vision-size (family presets), not pixels */
+    const char *merge_type;  /* clip.vision.mm_patch_merge_type; NULL: key absent */
+    int    image_newline;    /* write model.image_newline [n_embd] */
+    int    llava16_keys;     /* the other LLaVA-1.6 config keys the converter copies */
+    const char *chat_template; /* tokenizer.chat_template; NULL: absent */
 } opts;
 
 static void set_tiny(opts *o)
@@ -68,15 +83,97 @@ static void set_tinyllama(opts *o)
     o->rope_base = 10000.0; o->rms_eps = 1e-5; o->needs_vocab = 1;
 }
 
+/* ---- LLaVA family presets ----
+ *
+ * Only the traits that tell the families apart; the sizes stay tiny (or
+ * whatever the size presets and options say), so `--preset clip-l-336
+ * --preset llava16-mistral` is a full-size vision tower in 1.6 layout. The
+ * family is applied after all size presets, whatever the order on the
+ * command line, and explicit options override it.
+ *
+ * | family          | LM (source)                          | KV heads | RoPE base | ctx   | mmproj          |
+ * | llava16-vicuna  | Vicuna-7B-v1.5 (LLaMA-2)             | = heads  | 1e4       | 4096  | 1.6 any-res     |
+ * | llava16-mistral | Mistral-7B-Instruct-v0.2             | heads/4  | 1e6       | 32768 | 1.6 any-res     |
+ * | bakllava        | Mistral-7B-v0.1 (llama arch)         | heads/4  | 1e4       | 32768 | 1.5 (mlp, 336)  |
+ * | sharegpt4v      | Vicuna-7B-v1.5 (LLaVA-1.5 arch)      | = heads  | 1e4       | 4096  | 1.5 (mlp, 336)  |
+ *
+ * Sources: spec §6.1 (head_count_kv 8 of 32 for the Mistral-based LMs, rope
+ * freq_base 1e6 for Mistral-7B-v0.2-based 1.6), §3.1 (image_grid_pinpoints,
+ * mm_patch_merge_type, model.image_newline). Not in the spec, from the
+ * reference LLaVA repository and the base models' HF configs: the 1.6
+ * pinpoints (336x672, 672x336, 672x672, 1008x336, 336x1008 - here as tile
+ * multiples so they follow --vision-size), "spatial_unpad", the 1.6 config's
+ * image_aspect_ratio "anyres", image_crop_resolution 224,
+ * image_split_resolution 224 and mm_projector_type "mlp2x_gelu" (keys the
+ * converter copies into the mmproj, spec §3.1 "1.6 configs only");
+ * max_position_embeddings 4096 (Vicuna-v1.5) and 32768 (Mistral-7B);
+ * BakLLaVA-1 = LLaVA-1.5 training on Mistral-7B (GQA 32/8, base 1e4);
+ * ShareGPT4V-7B = the LLaVA-1.5 architecture (its fine-tuned CLIP is simply
+ * the mmproj's tower). Every family uses RMS eps 1e-5 and a 32000-token SPM
+ * vocabulary (give --vocab for it; Mistral's differs from LLaMA's in the
+ * pieces, not in the layout). No tokenizer.chat_template is written: we could
+ * not confirm that the converted LMs carry one (add one with
+ * --chat-template); the chat helper's AUTO template copes without it.
+ */
+static const int32_t llava16_pin_tiles[10] = { 1, 2, 2, 1, 2, 2, 3, 1, 1, 3 };
+
+static void set_llava16_mmproj(opts *o)
+{
+    memcpy(o->pins, llava16_pin_tiles, sizeof llava16_pin_tiles);
+    o->n_pin = 10;
+    o->pins_in_tiles = 1;
+    o->merge_type = "spatial_unpad";
+    o->image_newline = 1;
+    o->llava16_keys = 1;
+}
+
+static void set_family_lm(opts *o, int kv_ratio, double rope_base, long n_ctx, const char *name)
+{
+    o->kv_ratio = kv_ratio;
+    o->rope_base = rope_base;
+    o->rms_eps = 1e-5;
+    o->n_ctx = n_ctx;
+    o->name = name;
+}
+
+/* Returns 1 if p names a family preset (and applies it), 0 if not. */
+static int apply_family(opts *o, const char *p)
+{
+    if (!p)
+        return 0;
+    if (!strcmp(p, "llava16-vicuna")) {
+        set_family_lm(o, 1, 10000.0, 4096, "llava-v1.6-vicuna (llava-mkmodel)");
+        set_llava16_mmproj(o);
+    } else if (!strcmp(p, "llava16-mistral")) {
+        set_family_lm(o, 4, 1000000.0, 32768, "llava-v1.6-mistral (llava-mkmodel)");
+        set_llava16_mmproj(o);
+    } else if (!strcmp(p, "bakllava")) {
+        set_family_lm(o, 4, 10000.0, 32768, "bakllava-1 (llava-mkmodel)");
+    } else if (!strcmp(p, "sharegpt4v")) {
+        set_family_lm(o, 1, 10000.0, 4096, "sharegpt4v (llava-mkmodel)");
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
         "usage: llava-mkmodel [--out-lm LM.gguf] [--out-mmproj MMPROJ.gguf] [options]\n"
-        "Write a random-weight LLaVA-1.5-layout model pair (llama LM + legacy mmproj).\n"
-        "  --preset tiny|clip-l-336|tinyllama   start from a preset (several may be given;\n"
+        "Write a random-weight LLaVA model pair (llama LM + legacy mmproj) in the layout of the\n"
+        "files in the wild.\n"
+        "  --preset NAME       start from a preset (several may be given). Sizes:\n"
         "                      tiny: LM E128 L2 H4 KV2 FF256, vision 336/14 D64 L2 H4 FF128 (default)\n"
         "                      clip-l-336: vision of CLIP ViT-L/14-336 as LLaVA-1.5 stores it (23 blocks)\n"
-        "                      tinyllama: LM E2048 L22 H32 KV4 FF5632 (needs --vocab with 32000 tokens))\n"
+        "                      tinyllama: LM E2048 L22 H32 KV4 FF5632 (needs --vocab with 32000 tokens)\n"
+        "                    Families (applied after the sizes; options override them):\n"
+        "                      llava16-vicuna:  MHA, rope base 1e4, ctx 4096, 1.6 any-res mmproj\n"
+        "                      llava16-mistral: KV heads = heads/4, rope base 1e6, ctx 32768, 1.6 mmproj\n"
+        "                      bakllava:        KV heads = heads/4, rope base 1e4, ctx 32768, 1.5 mmproj\n"
+        "                      sharegpt4v:      MHA, rope base 1e4, ctx 4096, 1.5 mmproj\n"
+        "                      (1.6 mmproj: pinpoints 1x2,2x1,2x2,3x1,1x3 tiles of --vision-size,\n"
+        "                      spatial_unpad, model.image_newline, the 1.6 config keys)\n"
         "  --vocab FILE        copy the tokenizer.* keys from this GGUF (e.g. ggml-vocab-llama-spm.gguf);\n"
         "                      default: a built-in byte-level SPM vocabulary of 380 tokens\n"
         "  LM:     --n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N --n-ctx N\n"
@@ -87,6 +184,10 @@ static void usage(FILE *f)
         "          --projector mlp|linear (mm.0 -> GELU -> mm.2, or mm.0 only)\n"
         "          --feature-layer K[,K...] (clip.vision.feature_layer: hidden states 0..v-layer,\n"
         "                      concatenated; mm.0 then takes v-embd * count inputs)  --post-ln\n"
+        "  any-res: --pinpoints W,H[,W,H...]|none (clip.vision.image_grid_pinpoints, pixels)\n"
+        "          --merge-type STR|none (clip.vision.mm_patch_merge_type)\n"
+        "          --image-newline | --no-image-newline (model.image_newline [n-embd])\n"
+        "  --chat-template STR (tokenizer.chat_template of the LM)\n"
         "  --seed N  --name STR  -h/--help\n");
 }
 
@@ -190,6 +291,8 @@ static int copy_tokenizer(ctx *c, const char *path, long *n_vocab)
         llv_str k = llv_gguf_key(g, i);
         if (k.len < 10 || memcmp(k.ptr, "tokenizer.", 10) != 0)
             continue;
+        if (c->o->chat_template && k.len == 23 && memcmp(k.ptr, "tokenizer.chat_template", 23) == 0)
+            continue; /* replaced by --chat-template */
         char key[256];
         if (k.len >= sizeof key) {
             rc = LLAVA_E_FORMAT;
@@ -400,6 +503,10 @@ static int write_lm(const opts *o)
         rc = fail_rc(&c, LLAVA_E_INTERNAL, "vocabulary size changed");
         goto out;
     }
+    if (o->chat_template && (rc = llv_gguf_add_str(c.w, "tokenizer.chat_template", o->chat_template))) {
+        fail_rc(&c, rc, "tokenizer.chat_template");
+        goto out;
+    }
 
     const int wt = o->wtype;
     /* Embedding rows of std 1; output scaled so the logits have std ~11 at any width. */
@@ -426,6 +533,28 @@ static int write_lm(const opts *o)
     rc = finish(&c);
 out:
     llv_gguf_writer_free(c.w);
+    return rc;
+}
+
+/* clip.vision.image_grid_pinpoints and the other LLaVA-1.6 keys (spec §3.1). */
+static int write_anyres_keys(ctx *c)
+{
+    const opts *o = c->o;
+    int rc = LLAVA_OK;
+    if (o->n_pin > 0) {
+        int32_t px[64];
+        for (int i = 0; i < o->n_pin; i++)
+            px[i] = o->pins_in_tiles ? (int32_t)(o->pins[i] * o->vision_size) : o->pins[i];
+        rc = llv_gguf_add_arr(c->w, "clip.vision.image_grid_pinpoints", LLV_GGUF_INT32, px, (uint64_t)o->n_pin);
+    }
+    if (rc == LLAVA_OK && o->merge_type)
+        rc = llv_gguf_add_str(c->w, "clip.vision.mm_patch_merge_type", o->merge_type);
+    /* Copied by the converter from the llava-v1.6 config.json; no reader uses them. */
+    if (rc == LLAVA_OK && o->llava16_keys &&
+        (rc = llv_gguf_add_u32(c->w, "clip.vision.image_crop_resolution", 224)) == LLAVA_OK &&
+        (rc = llv_gguf_add_str(c->w, "clip.vision.image_aspect_ratio", "anyres")) == LLAVA_OK &&
+        (rc = llv_gguf_add_u32(c->w, "clip.vision.image_split_resolution", 224)) == LLAVA_OK)
+        rc = llv_gguf_add_str(c->w, "clip.vision.mm_projector_type", "mlp2x_gelu");
     return rc;
 }
 
@@ -464,6 +593,10 @@ static int write_mmproj(const opts *o)
         fail_rc(&c, rc, "keys");
         goto out;
     }
+    if ((rc = write_anyres_keys(&c))) {
+        fail_rc(&c, rc, "any-res keys");
+        goto out;
+    }
     /* Tensor order as the legacy converter writes it: projector first. */
     if (o->n_feature > 0 &&
         (rc = llv_gguf_add_arr(c.w, "clip.vision.feature_layer", LLV_GGUF_INT32, o->feature, (uint64_t)o->n_feature))) {
@@ -475,6 +608,9 @@ static int write_mmproj(const opts *o)
         goto out;
     if (o->projector == PROJ_MLP &&
         ((rc = add_mat(&c, "mm.2.weight", E, E, wt, 1.13)) || (rc = add_vec(&c, "mm.2.bias", E, 0.0, 0.02))))
+        goto out;
+    /* LLaVA-1.6's row separator, kept under its PyTorch name by llava_surgery_v2 (spec §3.2). */
+    if (o->image_newline && (rc = add_vec(&c, "model.image_newline", E, 0.0, 1.0)))
         goto out;
     int64_t ne_patch[4] = { P, P, 3, D }, ne_pos[2] = { D, n_pos };
     if ((rc = add_vec(&c, "v.class_embd", D, 0.0, 0.5)) ||
@@ -535,6 +671,30 @@ static int parse_features(const char *s, opts *o)
     return -1;
 }
 
+/* "W,H[,W,H...]" (pixels) or "none" -> o->pins. */
+static int parse_pinpoints(const char *s, opts *o)
+{
+    o->n_pin = 0;
+    o->pins_in_tiles = 0;
+    if (s && !strcmp(s, "none"))
+        return 0;
+    while (s && *s) {
+        char *end;
+        errno = 0;
+        long v = strtol(s, &end, 10);
+        if (errno || end == s || v < 1 || v > 65536 || o->n_pin == 64 || (*end && *end != ','))
+            break;
+        o->pins[o->n_pin++] = (int32_t)v;
+        if (!*end && o->n_pin % 2 == 0)
+            return 0;
+        if (!*end)
+            break; /* an odd count: not W,H pairs */
+        s = end + 1;
+    }
+    fprintf(stderr, "llava-mkmodel: --pinpoints needs up to 32 comma-separated W,H pairs (1..65536) or none\n");
+    return -1;
+}
+
 static int parse_long(const char *opt, const char *s, long lo, long hi, long *out)
 {
     char *end;
@@ -563,6 +723,8 @@ static int parse_double(const char *opt, const char *s, double lo, double hi, do
 
 static int apply_preset(opts *o, const char *p)
 {
+    if (apply_family(o, p))
+        return 0; /* applied again after the size presets, see parse_args */
     if (p && strcmp(p, "tiny") == 0)
         set_tiny(o);
     else if (p && strcmp(p, "clip-l-336") == 0)
@@ -570,7 +732,8 @@ static int apply_preset(opts *o, const char *p)
     else if (p && strcmp(p, "tinyllama") == 0)
         set_tinyllama(o);
     else {
-        fprintf(stderr, "llava-mkmodel: unknown preset '%s' (tiny, clip-l-336, tinyllama)\n", p ? p : "");
+        fprintf(stderr, "llava-mkmodel: unknown preset '%s' (tiny, clip-l-336, tinyllama, llava16-vicuna, "
+                "llava16-mistral, bakllava, sharegpt4v)\n", p ? p : "");
         return -1;
     }
     return 0;
@@ -578,10 +741,14 @@ static int apply_preset(opts *o, const char *p)
 
 static int parse_args(int argc, char **argv, opts *o)
 {
-    /* Presets first, in order, so explicit options override them wherever they appear. */
+    /* Presets first, in order, so explicit options override them wherever they appear;
+     * then the family presets again, so the family's traits win over the sizes'. */
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--preset") == 0 && apply_preset(o, i + 1 < argc ? argv[++i] : NULL))
             return -1;
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--preset") == 0)
+            apply_family(o, argv[++i]);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int r = 0, used = 1;
@@ -598,7 +765,10 @@ static int parse_args(int argc, char **argv, opts *o)
         else if (!strcmp(a, "--n-embd")) r = parse_long(a, v, 1, BIG, &o->n_embd);
         else if (!strcmp(a, "--n-layer")) r = parse_long(a, v, 1, 4096, &o->n_layer);
         else if (!strcmp(a, "--n-head")) r = parse_long(a, v, 1, 4096, &o->n_head);
-        else if (!strcmp(a, "--n-head-kv")) r = parse_long(a, v, 1, 4096, &o->n_head_kv);
+        else if (!strcmp(a, "--n-head-kv")) {
+            r = parse_long(a, v, 1, 4096, &o->n_head_kv);
+            o->n_head_kv_set = 1;
+        }
         else if (!strcmp(a, "--n-ff")) r = parse_long(a, v, 1, BIG, &o->n_ff);
         else if (!strcmp(a, "--n-ctx")) r = parse_long(a, v, 1, BIG, &o->n_ctx);
         else if (!strcmp(a, "--rope-base")) r = parse_double(a, v, 1.0, 1e12, &o->rope_base);
@@ -613,6 +783,9 @@ static int parse_args(int argc, char **argv, opts *o)
         else if (!strcmp(a, "--v-ff")) r = parse_long(a, v, 1, BIG, &o->v_ff);
         else if (!strcmp(a, "--proj-dim")) r = parse_long(a, v, 0, BIG, &o->proj_dim);
         else if (!strcmp(a, "--feature-layer")) r = parse_features(v, o);
+        else if (!strcmp(a, "--pinpoints")) r = parse_pinpoints(v, o);
+        else if (!strcmp(a, "--merge-type")) o->merge_type = v && !strcmp(v, "none") ? NULL : v;
+        else if (!strcmp(a, "--chat-template")) o->chat_template = v;
         else if (!strcmp(a, "--seed")) {
             r = parse_double(a, v, 0, 1.8e19, &d);
             o->seed = r ? 0 : strtoull(v, NULL, 10);
@@ -635,6 +808,8 @@ static int parse_args(int argc, char **argv, opts *o)
             if (!strcmp(a, "--tied")) o->tied = 1;
             else if (!strcmp(a, "--gelu")) o->gelu = 1;
             else if (!strcmp(a, "--post-ln")) o->post_ln = 1;
+            else if (!strcmp(a, "--image-newline")) o->image_newline = 1;
+            else if (!strcmp(a, "--no-image-newline")) o->image_newline = 0;
             else {
                 fprintf(stderr, "llava-mkmodel: unknown option '%s'\n", a);
                 usage(stderr);
@@ -654,9 +829,18 @@ static int parse_args(int argc, char **argv, opts *o)
     return 0;
 }
 
-static int check_opts(const opts *o)
+static int check_opts(opts *o)
 {
     const char *why = NULL;
+    /* the family's GQA ratio follows --n-head unless --n-head-kv says otherwise */
+    if (o->kv_ratio > 0 && !o->n_head_kv_set) {
+        if (o->n_head % o->kv_ratio) {
+            fprintf(stderr, "llava-mkmodel: this family has %d query heads per KV head: --n-head must be a "
+                    "multiple of %d (or give --n-head-kv)\n", o->kv_ratio, o->kv_ratio);
+            return -1;
+        }
+        o->n_head_kv = o->n_head / o->kv_ratio;
+    }
     if (!o->out_lm && !o->out_mmproj)
         why = "give --out-lm and/or --out-mmproj";
     else if (o->needs_vocab && o->out_lm && !o->vocab)

@@ -1,35 +1,46 @@
 /*
  * chat.c - the chat helper: prompt formats, turns made of text and images,
- * token-by-token replies, KV cache kept between turns. Built only on the
- * public verbs (tokenize, eval, sample, token_to_piece), so it doubles as
- * their first user.
+ * token-by-token replies, KV cache kept between turns. Built on the public
+ * verbs (tokenize, eval, sample, token_to_piece), so it doubles as their
+ * first user; only the AUTO template detection reads the LM's metadata and
+ * hyperparameters directly.
  */
 #include <string.h>
 
 #include "handle.h"
+#include "lm.h"
 #include "params.h"
 #include "tokenizer.h"
 
 /* One prompt format: what opens the first and later user turns, and what
  * closes a user turn (the assistant's cue). The system prompt goes into the
- * first opening at "%s". */
+ * first opening at "%s", inside system_wrap's "%s" if it is not empty.
+ * The reference LLaVA's conversation templates (llava/conversation.py):
+ *  - vicuna_v1 (LLaVA-1.5, LLaVA-1.6-Vicuna, ShareGPT4V, BakLLaVA-1):
+ *    "{system} USER: <image>\n{question} ASSISTANT:", replies end in "</s>";
+ *  - mistral_instruct (LLaVA-1.6-Mistral; separator style LLAMA_2, empty
+ *    system): "[INST] <image>\n{question} [/INST]", replies end in "</s>"; a
+ *    non-empty system prompt is wrapped as "<<SYS>>\n{system}\n<</SYS>>\n\n"
+ *    at the start of the first [INST];
+ *  - chatml_direct (LLaVA-1.6-34B). */
 typedef struct chat_format {
     const char *first_open;    /* printf-style with one %s for the system prompt */
     const char *next_open;     /* opens turn 2, 3, ...: closes the previous reply too */
     const char *close;         /* ends the user turn */
     const char *default_system;
+    const char *system_wrap;   /* one %s; used around a non-empty system prompt (NULL: as is) */
 } chat_format;
 
 static const chat_format formats[] = {
     [LLAVA_TEMPLATE_LLAVA_1_5] = {
         "%s USER: ", "</s>USER: ", " ASSISTANT:",
         "A chat between a curious human and an artificial intelligence assistant. "
-        "The assistant gives helpful, detailed, and polite answers to the human's questions." },
+        "The assistant gives helpful, detailed, and polite answers to the human's questions.", NULL },
     [LLAVA_TEMPLATE_MISTRAL] = {
-        "%s[INST] ", "</s>[INST] ", " [/INST]", "" },
+        "[INST] %s", "</s>[INST] ", " [/INST]", "", "<<SYS>>\n%s\n<</SYS>>\n\n" },
     [LLAVA_TEMPLATE_CHATML] = {
         "<|im_start|>system\n%s<|im_end|>\n<|im_start|>user\n", "<|im_end|>\n<|im_start|>user\n",
-        "<|im_end|>\n<|im_start|>assistant\n", "Answer the questions." },
+        "<|im_end|>\n<|im_start|>assistant\n", "Answer the questions.", NULL },
 };
 
 struct llava_chat {
@@ -54,18 +65,41 @@ struct llava_chat {
     char           piece[256];      /* the text returned by the last step */
 };
 
+/* LLaVA-1.6-Mistral's LM without a chat template: Mistral-7B-Instruct-v0.2
+ * is the only LM of the LLaVA family with grouped-query attention and RoPE
+ * base 1e6 (spec §6.1: head_count_kv 8 of 32, freq_base 1e6). BakLLaVA-1
+ * (Mistral-7B-v0.1: GQA, base 1e4) was trained with vicuna_v1, as were the
+ * LLaMA/Vicuna-based models (no GQA). */
+static bool is_mistral_v02_lm(const llava_lm *lm)
+{
+    char arch[32];
+    if (llava_lm_meta_str(lm, "general.architecture", arch, sizeof arch, NULL) != LLAVA_OK || strcmp(arch, "llama"))
+        return false;
+    const llv_lm_hparams *hp = &lm->hp;
+    return hp->n_head_kv < hp->n_head && hp->rope_freq_base > 0.999e6f && hp->rope_freq_base < 1.001e6f;
+}
+
+static bool str_contains(llv_str s, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t i = 0; i + n <= s.len; i++)
+        if (memcmp(s.ptr + i, needle, n) == 0)
+            return true;
+    return false;
+}
+
 static int chat_format_from_lm(const llava_lm *lm)
 {
-    char tmpl[8192];
-    size_t len = 0;
-    int rc = llava_lm_meta_str(lm, "tokenizer.chat_template", tmpl, sizeof tmpl, &len);
-    if (rc != LLAVA_OK)
-        return LLAVA_TEMPLATE_LLAVA_1_5; /* legacy LLaVA LMs have no template */
-    if (strstr(tmpl, "[INST]"))
-        return LLAVA_TEMPLATE_MISTRAL;
-    if (strstr(tmpl, "<|im_start|>"))
-        return LLAVA_TEMPLATE_CHATML;
-    return LLAVA_TEMPLATE_LLAVA_1_5;
+    int64_t i = llv_gguf_find_key(lm->gguf, "tokenizer.chat_template");
+    if (i >= 0 && llv_gguf_kv_type(lm->gguf, i) == LLV_GGUF_STRING) {
+        llv_str tmpl = llv_gguf_kv_str(lm->gguf, i);
+        if (str_contains(tmpl, "[INST]"))
+            return LLAVA_TEMPLATE_MISTRAL;
+        if (str_contains(tmpl, "<|im_start|>"))
+            return LLAVA_TEMPLATE_CHATML;
+    }
+    /* No template we know: legacy LLaVA LMs carry none (spec §8.1). */
+    return is_mistral_v02_lm(lm) ? LLAVA_TEMPLATE_MISTRAL : LLAVA_TEMPLATE_LLAVA_1_5;
 }
 
 LLAVA_API int llava_new_chat(const llava_lm *lm, const llava_params *params, llava_chat **out,
@@ -157,6 +191,18 @@ static int text_append(llava_chat *c, const char *s, size_t n)
     return LLAVA_OK;
 }
 
+/* Append tmpl with its one "%s" replaced by text. */
+static int text_append_around(llava_chat *c, const char *tmpl, const char *text)
+{
+    const char *mark = strstr(tmpl, "%s");
+    int rc = text_append(c, tmpl, (size_t)(mark - tmpl));
+    if (rc == LLAVA_OK)
+        rc = text_append(c, text, strlen(text));
+    if (rc == LLAVA_OK)
+        rc = text_append(c, mark + 2, strlen(mark + 2));
+    return rc;
+}
+
 /* The session's failure becomes the chat's. */
 static int session_fail(llava_chat *c, int rc)
 {
@@ -205,7 +251,8 @@ static int open_turn(llava_chat *c)
         const char *mark = strstr(f->first_open, "%s");
         rc = text_append(c, f->first_open, (size_t)(mark - f->first_open));
         if (rc == LLAVA_OK)
-            rc = text_append(c, sys, strlen(sys));
+            rc = sys[0] && f->system_wrap ? text_append_around(c, f->system_wrap, sys)
+                                          : text_append(c, sys, strlen(sys));
         if (rc == LLAVA_OK)
             rc = text_append(c, mark + 2, strlen(mark + 2));
     } else {

@@ -308,8 +308,9 @@ START_TEST(test_chat_misuse)
 }
 END_TEST
 
-/* The golden LM with a tokenizer.chat_template added, in memory. */
-static void *lm_with_template(const char *tmpl, size_t *size)
+/* The golden LM in memory with a tokenizer.chat_template added (tmpl not
+ * NULL) and/or llama.rope.freq_base replaced (rope_base > 0). */
+static void *lm_edited(const char *tmpl, float rope_base, size_t *size)
 {
     char path[1200];
     path_of(path, sizeof path, "golden/tiny-dev/model-lm.gguf");
@@ -318,8 +319,11 @@ static void *lm_with_template(const char *tmpl, size_t *size)
     ck_assert_msg(llv_gguf_open_file(path, 1, &g, &err) == LLAVA_OK, "%s", err.msg);
     llv_gguf_writer *w = llv_gguf_writer_new();
     ck_assert_ptr_nonnull(w);
-    ck_assert_int_eq(llv_gguf_copy_kv(w, g, NULL), LLAVA_OK);
-    ck_assert_int_eq(llv_gguf_add_str(w, "tokenizer.chat_template", tmpl), LLAVA_OK);
+    ck_assert_int_eq(llv_gguf_copy_kv(w, g, rope_base > 0 ? "llama.rope.freq_base" : NULL), LLAVA_OK);
+    if (tmpl)
+        ck_assert_int_eq(llv_gguf_add_str(w, "tokenizer.chat_template", tmpl), LLAVA_OK);
+    if (rope_base > 0)
+        ck_assert_int_eq(llv_gguf_add_f32(w, "llama.rope.freq_base", rope_base), LLAVA_OK);
     for (int64_t i = 0; i < llv_gguf_n_tensors(g); i++) {
         const llv_gguf_tensor *t = llv_gguf_tensor_at(g, i);
         ck_assert_int_eq(llv_gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, t->nbytes), LLAVA_OK);
@@ -345,7 +349,7 @@ START_TEST(test_template_auto)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t size = 0;
-        void *buf = lm_with_template(cases[i].tmpl, &size);
+        void *buf = lm_edited(cases[i].tmpl, 0.0f, &size);
         llava_params *p = greedy_params(1);
         ck_assert_int_eq(llava_set_param_int(p, LLAVA_PARAM_CHAT_TEMPLATE, LLAVA_TEMPLATE_AUTO), LLAVA_OK);
         llava_lm *lm = NULL;
@@ -382,6 +386,78 @@ START_TEST(test_template_auto)
 }
 END_TEST
 
+/* The chat's first turn evaluates exactly BOS + want (same position, same
+ * greedy token as a session given those tokens). */
+static void assert_first_turn(llava_lm *lm, llava_params *p, llava_chat *chat, const char *user, const char *want)
+{
+    char err[LLAVA_ERRBUF_SIZE];
+    int32_t chat_tok = -1, direct_tok = -1, toks[256];
+    size_t n = 0;
+    ck_assert_int_eq(llava_chat_add_text(chat, user), LLAVA_OK);
+    ck_assert_int_eq(llava_chat_step(chat, &chat_tok, NULL, NULL, NULL), LLAVA_OK);
+    ck_assert_int_eq(llava_tokenize(lm, want, strlen(want), LLAVA_TOKENIZE_ADD_BOS | LLAVA_TOKENIZE_PARSE_SPECIAL,
+                                    toks, 256, &n), LLAVA_OK);
+    ck_assert_int_eq(llava_session_position(llava_chat_session(chat)), (int32_t)n + 1);
+    llava_session *s = NULL;
+    ck_assert_int_eq(llava_new_session(lm, p, &s, err, sizeof err), LLAVA_OK);
+    ck_assert_int_eq(llava_eval_tokens(s, toks, n), LLAVA_OK);
+    ck_assert_int_eq(llava_sample(s, &direct_tok), LLAVA_OK);
+    ck_assert_int_eq(chat_tok, direct_tok);
+    llava_free_session(s);
+}
+
+/* LLaVA-1.6-Mistral (reference template mistral_instruct, LLAMA_2 style): a
+ * system prompt, when there is one, goes inside the first [INST] as
+ * "<<SYS>>\n...\n<</SYS>>\n\n". */
+START_TEST(test_mistral_system_prompt)
+{
+    llava_lm *lm = load_golden_lm();
+    llava_params *p = greedy_params(1);
+    ck_assert_int_eq(llava_set_param_int(p, LLAVA_PARAM_CHAT_TEMPLATE, LLAVA_TEMPLATE_MISTRAL), LLAVA_OK);
+    llava_chat *chat = NULL;
+    char err[LLAVA_ERRBUF_SIZE];
+    ck_assert_int_eq(llava_new_chat(lm, p, &chat, err, sizeof err), LLAVA_OK);
+    ck_assert_int_eq(llava_chat_set_system(chat, "Be brief."), LLAVA_OK);
+    assert_first_turn(lm, p, chat, "Hi", "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST]");
+    llava_free_chat(chat);
+    llava_free_params(p);
+    llava_free_lm(lm);
+}
+END_TEST
+
+/* AUTO without a chat template: an LM with GQA and RoPE base 1e6 is
+ * Mistral-7B-Instruct-v0.2 (LLaVA-1.6-Mistral), one with base 1e4 stays
+ * vicuna_v1 (BakLLaVA has GQA too), a ChatML template still wins. */
+START_TEST(test_template_auto_without_template)
+{
+    static const struct { const char *tmpl; float base; int want; } cases[] = {
+        { NULL, 1e6f, LLAVA_TEMPLATE_MISTRAL },
+        { NULL, 1e4f, LLAVA_TEMPLATE_LLAVA_1_5 },
+        { NULL, 5e5f, LLAVA_TEMPLATE_LLAVA_1_5 },
+        { "<|im_start|>{{ m }}", 1e6f, LLAVA_TEMPLATE_CHATML },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t size = 0;
+        void *buf = lm_edited(cases[i].tmpl, cases[i].base, &size);
+        llava_params *p = greedy_params(1);
+        ck_assert_int_eq(llava_set_param_int(p, LLAVA_PARAM_CHAT_TEMPLATE, LLAVA_TEMPLATE_AUTO), LLAVA_OK);
+        llava_lm *lm = NULL;
+        char err[LLAVA_ERRBUF_SIZE];
+        ck_assert_msg(llava_load_lm_from_memory(buf, size, p, &lm, err, sizeof err) == LLAVA_OK, "%s", err);
+        llava_chat *chat = NULL;
+        ck_assert_int_eq(llava_new_chat(lm, p, &chat, err, sizeof err), LLAVA_OK);
+        ck_assert_msg(llava_chat_template(chat) == cases[i].want, "case %zu: template %d, want %d", i,
+                      llava_chat_template(chat), cases[i].want);
+        if (cases[i].want == LLAVA_TEMPLATE_MISTRAL)
+            assert_first_turn(lm, p, chat, "Hi", "[INST] Hi [/INST]");
+        llava_free_chat(chat);
+        llava_free_lm(lm);
+        llava_free_params(p);
+        llv_free(buf);
+    }
+}
+END_TEST
+
 int main(void)
 {
     const char *d = getenv("LLAVA_TEST_DATA");
@@ -395,6 +471,8 @@ int main(void)
     tcase_add_test(tc, test_embed_save_load_tokens);
     tcase_add_test(tc, test_chat_misuse);
     tcase_add_test(tc, test_template_auto);
+    tcase_add_test(tc, test_mistral_system_prompt);
+    tcase_add_test(tc, test_template_auto_without_template);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
