@@ -1,145 +1,26 @@
 /*
- * llava-bench - performance probes for libllava.
+ * llava-bench - performance probes and end-to-end benchmarks for libllava
+ * (issue 8).
  *
  *   llava-bench kernels [--threads N] [--quick] [--cpu-time]
  *       machine probes (peak FMA GFLOP/s, STREAM-like memory bandwidth), then
  *       GEMV (1 row) and GEMM (512 rows) GFLOP/s and GB/s per weight type at
- *       LLaVA shapes, each as a fraction of the matching probe.
+ *       LLaVA shapes, each as a fraction of the matching probe. (Uses the
+ *       internal kernels directly.)
+ *   llava-bench encode|prefill|decode|ttft|all|table [options]
+ *       end-to-end scenarios through the public API only, each in its own
+ *       process; prints a Markdown table (bench_scenarios.c, --help).
  *
- * main() dispatches on the first argument; other areas add their own
- * subcommands to the table at the bottom.
+ * main() dispatches on the first argument.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
+#include "bench.h"
 #include "kernels.h"
 #include "quant.h"
-
-/* --cpu-time: time with the process CPU clock instead of the wall clock
- * (single thread only), so that figures on a shared, oversubscribed machine
- * measure the code rather than the scheduler. */
-static int use_cpu_time;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(use_cpu_time ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int default_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_num_procs();
-#else
-    return 1;
-#endif
-}
-
-/* ---- machine probes ---------------------------------------------------- */
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-/* 12 independent FMA chains per thread (enough to cover FMA latency x
- * throughput on current x86 cores); returns the flops done. */
-__attribute__((target("avx2,fma"))) static double fma_loop(long iters)
-{
-    __m256 a[12];
-    const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-    for (int i = 0; i < 12; i++)
-        a[i] = _mm256_set1_ps((float)i);
-    for (long it = 0; it < iters; it++) {
-#pragma GCC unroll 12
-        for (int i = 0; i < 12; i++)
-            a[i] = _mm256_fmadd_ps(a[i], m, c);
-    }
-    __m256 s = a[0];
-    for (int i = 1; i < 12; i++)
-        s = _mm256_add_ps(s, a[i]);
-    float out[8];
-    _mm256_storeu_ps(out, s);
-    volatile float sink = out[0];
-    (void)sink;
-    return (double)iters * 12 * 8 * 2;
-}
-static int have_avx2_fma(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-#else
-static double fma_loop(long iters)
-{
-    float a[8] = {0};
-    for (long it = 0; it < iters; it++)
-        for (int i = 0; i < 8; i++)
-            a[i] = a[i] * 0.999999f + 1e-7f;
-    volatile float sink = a[0];
-    (void)sink;
-    return (double)iters * 8 * 2;
-}
-static int have_avx2_fma(void) { return 0; }
-#endif
-
-static double probe_fma(int nt)
-{
-    double best = 0;
-    for (int rep = 0; rep < 3; rep++) {
-        double flops = 0, t0 = now_s();
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) reduction(+ : flops)
-#endif
-        flops += fma_loop(20000000L);
-        double g = flops / (now_s() - t0) * 1e-9;
-        if (g > best) best = g;
-    }
-    return best;
-}
-
-/* STREAM-like copy (a = b) and triad (a = b + s*c) over 3 x 64 MiB arrays;
- * bytes counted as STREAM does (read + write, no write-allocate). */
-static void probe_bandwidth(int nt, double *copy_gbs, double *triad_gbs)
-{
-    const long n = 16L * 1024 * 1024; /* floats per array */
-    float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float)), *c = malloc(n * sizeof(float));
-    if (!a || !b || !c) {
-        *copy_gbs = *triad_gbs = 0;
-        free(a); free(b); free(c);
-        return;
-    }
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static)
-#endif
-    for (long i = 0; i < n; i++) { a[i] = 1.0f; b[i] = 2.0f; c[i] = 0.5f; }
-    *copy_gbs = *triad_gbs = 0;
-    for (int rep = 0; rep < 5; rep++) {
-        double t0 = now_s();
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static)
-#endif
-        for (long i = 0; i < n; i++)
-            a[i] = b[i];
-        double t1 = now_s();
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static)
-#endif
-        for (long i = 0; i < n; i++)
-            a[i] = b[i] + 0.5f * c[i];
-        double t2 = now_s();
-        double cp = 2.0 * n * sizeof(float) / (t1 - t0) * 1e-9, tr = 3.0 * n * sizeof(float) / (t2 - t1) * 1e-9;
-        if (cp > *copy_gbs) *copy_gbs = cp;
-        if (tr > *triad_gbs) *triad_gbs = tr;
-    }
-    volatile float sink = a[n / 2];
-    (void)sink;
-    free(a); free(b); free(c);
-}
 
 /* ---- matmul ------------------------------------------------------------- */
 
@@ -187,9 +68,9 @@ static double time_matmul(const llv_weight *w, const float *x, int64_t rows, flo
     llv_matmul(w, x, rows, y, NULL, nt);
     double best = 1e30, total = 0;
     for (int r = 0; r < 200 && (r < min_reps || total < min_total); r++) {
-        double t0 = now_s();
+        double t0 = bench_now();
         llv_matmul(w, x, rows, y, NULL, nt);
-        double t = now_s() - t0;
+        double t = bench_now() - t0;
         total += t;
         if (t < best) best = t;
     }
@@ -198,25 +79,25 @@ static double time_matmul(const llv_weight *w, const float *x, int64_t rows, flo
 
 static int cmd_kernels(int argc, char **argv)
 {
-    int nt = default_threads(), quick = 0;
+    int nt = bench_default_threads(), quick = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             nt = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick"))
             quick = 1;
         else if (!strcmp(argv[i], "--cpu-time"))
-            use_cpu_time = 1;
+            bench_use_cpu_time = 1;
         else {
             fprintf(stderr, "usage: llava-bench kernels [--threads N] [--quick] [--cpu-time]\n");
             return 2;
         }
     }
-    if (nt < 1 || use_cpu_time) nt = 1;
+    if (nt < 1 || bench_use_cpu_time) nt = 1;
     printf("llava-bench kernels: isa %s, %d thread(s), %s time%s\n", llv_kernels_isa(), nt,
-           use_cpu_time ? "CPU" : "wall", have_avx2_fma() ? "" : " (no AVX2+FMA: FMA probe is scalar)");
+           bench_use_cpu_time ? "CPU" : "wall", bench_have_avx2_fma() ? "" : " (no AVX2+FMA: FMA probe is scalar)");
 
-    double peak = probe_fma(nt), copy_gbs, triad_gbs;
-    probe_bandwidth(nt, &copy_gbs, &triad_gbs);
+    double peak = bench_probe_fma(nt), copy_gbs, triad_gbs;
+    bench_probe_bandwidth(nt, &copy_gbs, &triad_gbs);
     printf("probe: peak FMA %.1f GFLOP/s | memory copy %.1f GB/s, triad %.1f GB/s\n\n", peak, copy_gbs, triad_gbs);
 
     static const int types[] = { LLV_TYPE_F32, LLV_TYPE_F16, LLV_TYPE_BF16, LLV_TYPE_Q8_0, LLV_TYPE_Q4_0,
@@ -266,23 +147,39 @@ static int cmd_kernels(int argc, char **argv)
 
 /* ---- dispatcher ----------------------------------------------------------- */
 
+#define STAGE(s) (1u << (s))
+static int cmd_encode(int argc, char **argv) { return bench_scenarios_main(STAGE(BENCH_ENCODE), "encode", argc, argv); }
+static int cmd_prefill(int argc, char **argv) { return bench_scenarios_main(STAGE(BENCH_PREFILL), "prefill", argc, argv); }
+static int cmd_decode(int argc, char **argv) { return bench_scenarios_main(STAGE(BENCH_DECODE), "decode", argc, argv); }
+static int cmd_ttft(int argc, char **argv) { return bench_scenarios_main(STAGE(BENCH_TTFT), "ttft", argc, argv); }
+static int cmd_all(int argc, char **argv) { return bench_scenarios_main(STAGE(BENCH_N_STAGES) - 1, "all", argc, argv); }
+static int cmd_table(int argc, char **argv) { return bench_scenarios_main(STAGE(BENCH_N_STAGES) - 1, "table", argc, argv); }
+
 static const struct {
     const char *name;
     int (*fn)(int argc, char **argv);
     const char *help;
 } commands[] = {
     { "kernels", cmd_kernels, "matmul GEMV/GEMM per weight type vs FMA and memory probes" },
+    { "encode", cmd_encode, "image encode of an mmproj (public API)" },
+    { "prefill", cmd_prefill, "prefill 512 tokens per LM (public API)" },
+    { "decode", cmd_decode, "decode 128 tokens after a short prompt per LM (public API)" },
+    { "ttft", cmd_ttft, "time to first token: image + 30-token question (public API)" },
+    { "all", cmd_all, "every scenario, then the Markdown table for the README" },
+    { "table", cmd_table, "same as all" },
 };
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: llava-bench <command> [options]\ncommands:\n");
+    fprintf(f, "usage: llava-bench <command> [options]   (llava-bench <command> --help)\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
 }
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "__child")) /* one scenario, spawned by bench_scenarios.c */
+        return bench_child_main(argc - 2, argv + 2);
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -1,0 +1,128 @@
+/*
+ * bench_probe.c - the machine limits llava-bench compares against: peak FMA
+ * throughput (compute-bound stages) and STREAM-like memory bandwidth
+ * (decode), plus the clocks.
+ */
+#include <stdlib.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "bench.h"
+
+int bench_use_cpu_time;
+
+double bench_now(void)
+{
+    struct timespec ts;
+    clock_gettime(bench_use_cpu_time ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int bench_default_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_num_procs();
+#else
+    return 1;
+#endif
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* 12 independent FMA chains per thread (enough to cover FMA latency x
+ * throughput on current x86 cores); returns the flops done. */
+__attribute__((target("avx2,fma"))) static double fma_loop(long iters)
+{
+    __m256 a[12];
+    const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++)
+        a[i] = _mm256_set1_ps((float)i);
+    for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++)
+            a[i] = _mm256_fmadd_ps(a[i], m, c);
+    }
+    __m256 s = a[0];
+    for (int i = 1; i < 12; i++)
+        s = _mm256_add_ps(s, a[i]);
+    float out[8];
+    _mm256_storeu_ps(out, s);
+    volatile float sink = out[0];
+    (void)sink;
+    return (double)iters * 12 * 8 * 2;
+}
+int bench_have_avx2_fma(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#else
+static double fma_loop(long iters)
+{
+    float a[8] = {0};
+    for (long it = 0; it < iters; it++)
+        for (int i = 0; i < 8; i++)
+            a[i] = a[i] * 0.999999f + 1e-7f;
+    volatile float sink = a[0];
+    (void)sink;
+    return (double)iters * 8 * 2;
+}
+int bench_have_avx2_fma(void) { return 0; }
+#endif
+
+double bench_probe_fma(int nt)
+{
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        double flops = 0, t0 = bench_now();
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) reduction(+ : flops)
+#endif
+        flops += fma_loop(20000000L);
+        double g = flops / (bench_now() - t0) * 1e-9;
+        if (g > best) best = g;
+    }
+    (void)nt;
+    return best;
+}
+
+/* STREAM-like copy (a = b) and triad (a = b + s*c) over 3 x 64 MiB arrays;
+ * bytes counted as STREAM does (read + write, no write-allocate). */
+void bench_probe_bandwidth(int nt, double *copy_gbs, double *triad_gbs)
+{
+    const long n = 16L * 1024 * 1024; /* floats per array */
+    float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float)), *c = malloc(n * sizeof(float));
+    *copy_gbs = *triad_gbs = 0;
+    if (!a || !b || !c) {
+        free(a); free(b); free(c);
+        return;
+    }
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static)
+#endif
+    for (long i = 0; i < n; i++) { a[i] = 1.0f; b[i] = 2.0f; c[i] = 0.5f; }
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = bench_now();
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static)
+#endif
+        for (long i = 0; i < n; i++)
+            a[i] = b[i];
+        double t1 = bench_now();
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static)
+#endif
+        for (long i = 0; i < n; i++)
+            a[i] = b[i] + 0.5f * c[i];
+        double t2 = bench_now();
+        double cp = 2.0 * n * sizeof(float) / (t1 - t0) * 1e-9, tr = 3.0 * n * sizeof(float) / (t2 - t1) * 1e-9;
+        if (cp > *copy_gbs) *copy_gbs = cp;
+        if (tr > *triad_gbs) *triad_gbs = tr;
+    }
+    volatile float sink = a[n / 2];
+    (void)sink;
+    free(a); free(b); free(c);
+}
