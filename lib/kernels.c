@@ -9,6 +9,9 @@
 #include "kernels_impl.h"
 
 #include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* ---- dispatch -------------------------------------------------------- */
 
@@ -59,6 +62,26 @@ const llv_kernel_ops *llv_ops(void)
 const char *llv_kernels_isa(void) { return llv_ops()->isa; }
 
 void llv_kernels_force_reference(int on) { __atomic_store_n(&force_ref, on ? 1 : 0, __ATOMIC_RELAXED); }
+
+/* ---- parallel loop ---------------------------------------------------- */
+
+void llv_parallel_for(int64_t n, int n_threads, void (*fn)(void *ctx, int64_t i, int slot), void *ctx)
+{
+    if (n_threads > n)
+        n_threads = (int)n;
+    if (n_threads < 1)
+        n_threads = 1;
+    LLV_OMP(parallel num_threads(n_threads))
+    {
+        int slot = 0;
+#ifdef _OPENMP
+        slot = omp_get_thread_num();
+#endif
+        LLV_OMP(for schedule(dynamic, 1))
+        for (int64_t i = 0; i < n; i++)
+            fn(ctx, i, slot);
+    }
+}
 
 /* ---- weights --------------------------------------------------------- */
 
@@ -115,7 +138,10 @@ void llv_layernorm(float *out, const float *x, const float *weight, const float 
     }
 }
 
-/* In-place softmax; the normalising sum is accumulated in double. */
+/* In-place softmax; the normalising sum is accumulated in double. The
+ * exponentials use the ISA's vector exp (<= 2 ulp from expf; the reference
+ * table's is expf): scalar expf was 10% of a CLIP encode (576 x 577 scores
+ * per head and layer). */
 void llv_softmax(float *x, int64_t n)
 {
     if (n <= 0)
@@ -123,11 +149,12 @@ void llv_softmax(float *x, int64_t n)
     float mx = x[0];
     for (int64_t i = 1; i < n; i++)
         if (x[i] > mx) mx = x[i];
+    for (int64_t i = 0; i < n; i++)
+        x[i] -= mx;
+    llv_ops()->exp_f32(x, n);
     double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        x[i] = expf(x[i] - mx);
+    for (int64_t i = 0; i < n; i++)
         sum += x[i];
-    }
     float inv = (float)(1.0 / sum);
     for (int64_t i = 0; i < n; i++)
         x[i] *= inv;

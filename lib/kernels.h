@@ -33,6 +33,13 @@ LLV_INTERNAL bool llv_weight_init(llv_weight *w, int type, int64_t n_in, int64_t
  * n_rows = 1 is the GEMV (decode) case. */
 LLV_INTERNAL void llv_matmul(const llv_weight *w, const float *x, int64_t n_rows, float *y,
                              const float *bias, int n_threads);
+/* Several products of the same activation rows, ys[i] = X ws[i]^T + biases[i]
+ * for i < n_w (biases may be NULL or hold NULLs; n_w <= LLV_MATMUL_GROUP_MAX).
+ * Results equal n_w llv_matmul calls; for the integer GEMV (decode) they
+ * share one parallel region (fewer fork/join barriers per token). */
+#define LLV_MATMUL_GROUP_MAX 4
+LLV_INTERNAL void llv_matmul_group(const llv_weight *const *ws, int n_w, const float *x, int64_t n_rows,
+                                   float *const *ys, const float *const *biases, int n_threads);
 /* The plain reference (dequantize a row, f32 dot in double) for tests. */
 LLV_INTERNAL void llv_matmul_ref(const llv_weight *w, const float *x, int64_t n_rows, float *y,
                                  const float *bias);
@@ -69,6 +76,12 @@ LLV_INTERNAL void llv_attention(float *out, int64_t out_stride,
                                 const void *k, const void *v, int kv_type, int64_t kv_stride, int64_t n_kv,
                                 int n_head, int n_head_kv, int head_dim, float scale,
                                 bool causal, int64_t q_pos0, int n_threads);
+
+/* Run fn(ctx, i, slot) for i in [0, n) on up to n_threads threads (dynamic,
+ * one item at a time); slot < min(n_threads, n) names the calling thread,
+ * for per-thread scratch. For callers outside the kernel files that have
+ * independent items (e.g. attention heads) and no OpenMP of their own. */
+LLV_INTERNAL void llv_parallel_for(int64_t n, int n_threads, void (*fn)(void *ctx, int64_t i, int slot), void *ctx);
 
 /* CPU features picked at run time: "scalar", "avx2", "avx512", "neon". */
 LLV_INTERNAL const char *llv_kernels_isa(void);

@@ -534,6 +534,52 @@ static AVX2 void avx2_gemm_packed(const float *x, int64_t ldx, int mr, const flo
     }
 }
 
+/* Strip packing: 8 x 8 blocks transposed in registers (unpack, shuffle,
+ * 128-bit permute); the k tail and the zero rows are written directly. */
+AVX2_INLINE void transpose8_store(const float *src, int64_t lds, int rows, float *dst)
+{
+    __m256 r[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        r[i] = i < rows ? _mm256_loadu_ps(src + i * lds) : _mm256_setzero_ps();
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    const int64_t ld = LLV_GEMM_PNR;
+    _mm256_storeu_ps(dst + 0 * ld, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(dst + 1 * ld, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ld, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ld, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ld, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ld, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ld, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ld, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+static AVX2 void avx2_pack_strip(const float *src, int64_t lds, int nr, int64_t kc, float *dst)
+{
+    int64_t k = 0;
+    for (; k + 8 <= kc; k += 8)
+        for (int j0 = 0; j0 < LLV_GEMM_PNR; j0 += 8) {
+            float *d = dst + k * LLV_GEMM_PNR + j0;
+            int rows = nr - j0;
+            if (rows <= 0) {
+                for (int i = 0; i < 8; i++)
+                    _mm256_storeu_ps(d + i * LLV_GEMM_PNR, _mm256_setzero_ps());
+            } else {
+                transpose8_store(src + (int64_t)j0 * lds + k, lds, rows, d);
+            }
+        }
+    for (; k < kc; k++)
+        for (int j = 0; j < LLV_GEMM_PNR; j++)
+            dst[k * LLV_GEMM_PNR + j] = j < nr ? src[j * lds + k] : 0.0f;
+}
+
 static const llv_kernel_ops ops_avx2 = {
     .isa = "avx2",
     .dot_f32 = avx2_dot_f32,
@@ -544,6 +590,7 @@ static const llv_kernel_ops ops_avx2 = {
     .scale_f32 = avx2_scale_f32,
     .to_f32 = avx2_to_f32,
     .gemm_packed = avx2_gemm_packed,
+    .pack_strip = avx2_pack_strip,
     .exp_f32 = avx2_exp_f32,
     .silu = avx2_silu,
     .quick_gelu = avx2_quick_gelu,
@@ -552,6 +599,11 @@ static const llv_kernel_ops ops_avx2 = {
     .q8_partner = llv_avx2_q8_partner,
     .dot_q8 = llv_avx2_dot_q8,
     .quantize_q8 = llv_avx2_quantize_q8,
+    .q8_side_bytes = llv_avx2_q8_side_bytes,
+    .q8_side = llv_avx2_q8_side,
+    .dot_q8_side = llv_avx2_dot_q8_side,
+    .gemm_q8_has = llv_avx2_gemm_q8_has,
+    .gemm_q8 = llv_avx2_gemm_q8,
 };
 
 const llv_kernel_ops *llv_kernel_ops_avx2(void) { return &ops_avx2; }

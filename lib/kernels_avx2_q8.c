@@ -19,7 +19,9 @@
 #include <math.h>
 #include <string.h>
 
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
+/* 64-byte aligned: the block dots are single hot loops whose speed moved by
+ * ~7% with their placement (Q4_K GEMV, measured). */
+#define AVX2 __attribute__((target("avx2,fma,f16c"), aligned(64)))
 #define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
 
 AVX2_INLINE float h2f(const uint8_t *p)
@@ -98,6 +100,74 @@ static AVX2 float dot_q8_0_q8_0(const uint8_t *w, const uint8_t *x, int64_t nb)
     if (i < nb)
         a0 = q8_0_block(w, x, a0);
     return hsum(_mm256_add_ps(a0, a1));
+}
+
+/* ---- Q4_0 GEMV with per-row side data ----------------------------------
+ * The activation row is shared by every weight row of a GEMV, so what only
+ * depends on it is computed once (q8_side): its block scales as f32 and,
+ * per block, 8 * the sums of its int8 codes over the 4-byte groups that
+ * vpmaddwd sums into each int32 lane. Then the weight codes can stay
+ * unsigned (0..15): per lane, sum (q-8)*x = sum q*x - 8*sum x, without the
+ * two vpsignb of the sign trick, the -8 and one half->float conversion per
+ * block. Same integer per lane, same scale product and the same two
+ * accumulators as dot_q4_0_q8_0, so the result is bit-identical. */
+
+typedef struct q40_side {
+    float   d;      /* the activation block's scale */
+    int32_t s8[8];  /* 8 * sum of x[4l..4l+3] */
+} q40_side;
+
+static AVX2 void llv_avx2_q8_side_q4_0(const uint8_t *x, int64_t nb, q40_side *sd)
+{
+    for (int64_t i = 0; i < nb; i++, x += 34) {
+        sd[i].d = h2f(x);
+        __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(8),
+                                                           _mm256_loadu_si256((const __m256i *)(x + 2))),
+                                      _mm256_set1_epi16(1));
+        _mm256_storeu_si256((__m256i *)sd[i].s8, s);
+    }
+}
+
+size_t llv_avx2_q8_side_bytes(int type, int64_t n)
+{
+    return type == LLV_TYPE_Q4_0 ? (size_t)(n / 32) * sizeof(q40_side) : 0;
+}
+
+void llv_avx2_q8_side(int type, const void *xq, int64_t n, void *side)
+{
+    if (type != LLV_TYPE_Q4_0)
+        return;
+    llv_avx2_q8_side_q4_0(xq, n / 32, side);
+}
+
+AVX2_INLINE __m256 q4_0_block_side(const uint8_t *w, const uint8_t *x, const q40_side *sd, __m256 acc)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)(w + 2));
+    __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(15));
+    __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)(x + 2))),
+                                  _mm256_set1_epi16(1));
+    p = _mm256_sub_epi32(p, _mm256_loadu_si256((const __m256i *)sd->s8));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(h2f(w) * sd->d), acc);
+}
+
+static AVX2 float dot_q4_0_side(const uint8_t *w, const uint8_t *x, const q40_side *sd, int64_t nb)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2, w += 36, x += 68, sd += 2) {
+        a0 = q4_0_block_side(w, x, sd, a0);
+        a1 = q4_0_block_side(w + 18, x + 34, sd + 1, a1);
+    }
+    if (i < nb)
+        a0 = q4_0_block_side(w, x, sd, a0);
+    return hsum(_mm256_add_ps(a0, a1));
+}
+
+float llv_avx2_dot_q8_side(int type, const void *w, const void *xq, const void *side, int64_t n)
+{
+    if (type == LLV_TYPE_Q4_0)
+        return dot_q4_0_side(w, xq, side, n / 32);
+    return llv_avx2_dot_q8(type, w, xq, n);
 }
 
 /* Q8_K activation block: d f32 @0, qs[256] @4, bsums int16[16] @260. */
@@ -448,25 +518,7 @@ void llv_avx2_quantize_q8(int type, const float *x, void *dst, int64_t n)
         quantize_q8_0(x, dst, n / 32);
 }
 
-int llv_avx2_q8_partner(int type)
-{
-    switch (type) {
-    case LLV_TYPE_Q4_0:
-    case LLV_TYPE_Q4_1:
-    case LLV_TYPE_Q5_0:
-    case LLV_TYPE_Q5_1:
-    case LLV_TYPE_Q8_0:
-        return LLV_TYPE_Q8_0;
-    case LLV_TYPE_Q2_K:
-    case LLV_TYPE_Q3_K:
-    case LLV_TYPE_Q4_K:
-    case LLV_TYPE_Q5_K:
-    case LLV_TYPE_Q6_K:
-        return LLV_TYPE_Q8_K;
-    default:
-        return -1;
-    }
-}
+int llv_avx2_q8_partner(int type) { return llv_vec_dot_type(type); }
 
 float llv_avx2_dot_q8(int type, const void *w, const void *xq, int64_t n)
 {

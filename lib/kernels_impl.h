@@ -53,6 +53,10 @@ typedef struct llv_kernel_ops {
      * must have LLV_GEMM_PNR readable floats (zero padded past nr). */
     void (*gemm_packed)(const float *x, int64_t ldx, int mr, const float *wp, int64_t ldw, int64_t kc,
                         float *y, int64_t ldy, int nr);
+    /* Pack nr <= LLV_GEMM_PNR f32 rows (row j at src + j*lds, kc values)
+     * into the strip layout gemm_packed reads: dst[k*LLV_GEMM_PNR + j],
+     * zeros for j >= nr. */
+    void (*pack_strip)(const float *src, int64_t lds, int nr, int64_t kc, float *dst);
     /* exp of n floats in place (vector exp; the reference uses expf). */
     void (*exp_f32)(float *x, int64_t n);
     /* Vector activations (NULL: kernels.c uses its scalar loops). */
@@ -70,7 +74,27 @@ typedef struct llv_kernel_ops {
     /* Quantize an activation row to Q8_0 or Q8_K, byte-identical to
      * llv_quantize_row (NULL: matmul calls llv_quantize_row). */
     void (*quantize_q8)(int type, const float *x, void *dst, int64_t n);
+    /* GEMV helpers computed once per activation row and shared by all weight
+     * rows (NULL when absent): q8_side_bytes(type, n) is the size of the side
+     * data (0: the type does not use it), q8_side(type, xq, n, side) fills it
+     * from the quantized row, and dot_q8_side(type, w, xq, side, n) equals
+     * dot_q8(type, w, xq, n). */
+    size_t (*q8_side_bytes)(int type, int64_t n);
+    void (*q8_side)(int type, const void *xq, int64_t n, void *side);
+    float (*dot_q8_side)(int type, const void *w, const void *xq, const void *side, int64_t n);
+    /* Integer GEMM tile (prefill), for the weight types gemm_q8_has() accepts:
+     *   y[c*ldy + r] = sum_k w_r[k] * xq_c[k]   r < nr <= LLV_Q8_TILE_R, c < nc <= LLV_Q8_TILE_C
+     * with w_r = w + r*wrb (weight rows) and xq_c = xq + c*xrb (activation
+     * rows quantized to q8_partner(type)). NULL in tables without it
+     * (matmul then dequantizes to f32 and runs the packed f32 GEMM). */
+    bool (*gemm_q8_has)(int type);
+    void (*gemm_q8)(int type, const void *w, size_t wrb, int nr, const void *xq, size_t xrb, int nc, int64_t n,
+                    float *y, int64_t ldy);
 } llv_kernel_ops;
+
+/* Largest integer GEMM tile: weight rows x activation rows. */
+#define LLV_Q8_TILE_R 4
+#define LLV_Q8_TILE_C 4
 
 /* The table in use (dispatch, or the reference when forced). */
 LLV_INTERNAL const llv_kernel_ops *llv_ops(void);
@@ -82,9 +106,17 @@ LLV_INTERNAL const llv_kernel_ops *llv_kernel_ops_avx2(void);
 LLV_INTERNAL int llv_avx2_q8_partner(int type);
 LLV_INTERNAL float llv_avx2_dot_q8(int type, const void *w, const void *xq, int64_t n);
 LLV_INTERNAL void llv_avx2_quantize_q8(int type, const float *x, void *dst, int64_t n);
+LLV_INTERNAL size_t llv_avx2_q8_side_bytes(int type, int64_t n);
+LLV_INTERNAL void llv_avx2_q8_side(int type, const void *xq, int64_t n, void *side);
+LLV_INTERNAL float llv_avx2_dot_q8_side(int type, const void *w, const void *xq, const void *side, int64_t n);
+/* Its integer GEMM tiles (kernels_avx2_gemm_q8.c; x86 only). */
+LLV_INTERNAL bool llv_avx2_gemm_q8_has(int type);
+LLV_INTERNAL void llv_avx2_gemm_q8(int type, const void *w, size_t wrb, int nr, const void *xq, size_t xrb,
+                                   int nc, int64_t n, float *y, int64_t ldy);
 
-/* Process-wide switch of the integer GEMV path (default on); for tests and
- * benchmarks. */
+/* Process-wide switches of the integer paths, for tests and benchmarks:
+ * GEMV (decode, default on) and GEMM (prefill, default off; see matmul.c). */
 LLV_INTERNAL void llv_matmul_set_int8_gemv(int on);
+LLV_INTERNAL void llv_matmul_set_int8_gemm(int on);
 
 #endif /* LLV_KERNELS_IMPL_H */

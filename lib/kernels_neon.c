@@ -579,25 +579,8 @@ static float dot_q3_k_q8_k(const uint8_t *w, const uint8_t *x, int64_t nb)
     return acc;
 }
 
-static int neon_q8_partner(int type)
-{
-    switch (type) {
-    case LLV_TYPE_Q4_0:
-    case LLV_TYPE_Q4_1:
-    case LLV_TYPE_Q5_0:
-    case LLV_TYPE_Q5_1:
-    case LLV_TYPE_Q8_0:
-        return LLV_TYPE_Q8_0;
-    case LLV_TYPE_Q2_K:
-    case LLV_TYPE_Q3_K:
-    case LLV_TYPE_Q4_K:
-    case LLV_TYPE_Q5_K:
-    case LLV_TYPE_Q6_K:
-        return LLV_TYPE_Q8_K;
-    default:
-        return -1; /* matmul dequantizes to f32 and uses the f32 dot */
-    }
-}
+/* Every block type has an integer dot here; others: matmul dequantizes to f32. */
+static int neon_q8_partner(int type) { return llv_vec_dot_type(type); }
 
 static float neon_dot_q8(int type, const void *w, const void *xq, int64_t n)
 {

@@ -60,6 +60,13 @@ static void ref_gemm_packed(const float *x, int64_t ldx, int mr, const float *wp
         }
 }
 
+static void ref_pack_strip(const float *src, int64_t lds, int nr, int64_t kc, float *dst)
+{
+    for (int64_t k = 0; k < kc; k++)
+        for (int j = 0; j < LLV_GEMM_PNR; j++)
+            dst[k * LLV_GEMM_PNR + j] = j < nr ? src[j * lds + k] : 0.0f;
+}
+
 static void ref_exp_f32(float *x, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
@@ -76,6 +83,7 @@ static const llv_kernel_ops ops_ref = {
     .scale_f32 = ref_scale_f32,
     .to_f32 = llv_dequantize_row,
     .gemm_packed = ref_gemm_packed,
+    .pack_strip = ref_pack_strip,
     .exp_f32 = ref_exp_f32,
 };
 

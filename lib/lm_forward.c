@@ -167,9 +167,16 @@ int llv_lm_forward(const llava_lm *lm, llv_kv_cache *kv, llv_lm_scratch *s, int6
         /* attention: xn = rmsnorm(x) * attn_norm; q [m][QD], k,v [n][KVD] */
         for (int64_t i = 0; i < n; i++)
             llv_rmsnorm(s->xn + i * E, s->x + i * E, L->attn_norm, E, hp->rms_eps);
-        llv_matmul(&L->wq, xn, m, s->q, L->bq, n_threads);
-        llv_matmul(&L->wk, s->xn, n, s->k, L->bk, n_threads);
-        llv_matmul(&L->wv, s->xn, n, s->v, L->bv, n_threads);
+        if (m == n) { /* one group: decode GEMVs share a parallel region */
+            const llv_weight *ws[3] = { &L->wq, &L->wk, &L->wv };
+            float *ys[3] = { s->q, s->k, s->v };
+            const float *bs[3] = { L->bq, L->bk, L->bv };
+            llv_matmul_group(ws, 3, s->xn, n, ys, bs, n_threads);
+        } else {
+            llv_matmul(&L->wq, xn, m, s->q, L->bq, n_threads);
+            llv_matmul(&L->wk, s->xn, n, s->k, L->bk, n_threads);
+            llv_matmul(&L->wv, s->xn, n, s->v, L->bv, n_threads);
+        }
         rope_rows(lm, s->q, m, QD, hp->n_head, pos + r0);
         rope_rows(lm, s->k, n, KVD, hp->n_head_kv, pos);
         kv_store(kv, kv->k, il, pos, s->k, n);
@@ -185,8 +192,12 @@ int llv_lm_forward(const llava_lm *lm, llv_kv_cache *kv, llv_lm_scratch *s, int6
         /* feed-forward: x += W_down(silu(W_gate xn) * (W_up xn)) */
         for (int64_t i = 0; i < m; i++)
             llv_rmsnorm(xn + i * E, x + i * E, L->ffn_norm, E, hp->rms_eps);
-        llv_matmul(&L->w_gate, xn, m, s->gate, L->b_gate, n_threads);
-        llv_matmul(&L->w_up, xn, m, s->up, L->b_up, n_threads);
+        {
+            const llv_weight *ws[2] = { &L->w_gate, &L->w_up };
+            float *ys[2] = { s->gate, s->up };
+            const float *bs[2] = { L->b_gate, L->b_up };
+            llv_matmul_group(ws, 2, xn, m, ys, bs, n_threads);
+        }
         llv_swiglu(s->gate, s->gate, s->up, m * F);
         llv_matmul(&L->w_down, s->gate, m, s->tmp, L->b_down, n_threads);
         add_rows(x, s->tmp, m * E);

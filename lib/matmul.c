@@ -12,18 +12,24 @@
  * row to Q8_0/Q8_K and uses integer block dots, as llama.cpp does; that adds
  * at most 0.57*d_x*sum|w| per output (d_x = the activation block's step,
  * amax/127), asserted in tests/check_kernels.c. llv_matmul_set_int8_gemv(0)
- * turns it off process-wide.
+ * turns it off process-wide. An integer GEMM for prefill exists too but is
+ * opt-in (llv_matmul_set_int8_gemm; see gemm_q8 for why).
  *
  * Two drivers:
  *  - GEMV (up to GEMV_MAX_ROWS rows, the decode case; memory bound):
  *    parallel over output rows; F32/F16/BF16 rows are dotted directly;
  *    quantized rows use the ISA's integer block dots against the activation
- *    rows quantized once to Q8_0/Q8_K (see above), or without one are
- *    dequantized 256 values at a time into an L1 buffer and dotted in f32.
+ *    rows quantized once to Q8_0/Q8_K (see above) plus the ISA's per-row side
+ *    data (Q4_0 on AVX2: scales as f32 and code sums, computed once instead
+ *    of per weight row), or without one are dequantized 256 values at a time
+ *    into an L1 buffer and dotted in f32. llv_matmul_group runs the GEMVs of
+ *    several weights on the same rows (Q/K/V, gate/up) in one parallel region.
  *  - GEMM (prefill / vision encode; compute bound): each thread takes panels
  *    of PANEL_N weight rows; for every K chunk of KC values it dequantizes
  *    the panel chunk once into an f32 buffer (L2 sized), packed k-major in
- *    strips of 16 outputs, and multiplies it with all activation rows in
+ *    strips of 16 outputs (dequantized row-wise, then transposed 8 x 8 in
+ *    registers by the ISA's pack_strip: the scalar transpose was 20% of a
+ *    Q4_0 prefill profile), and multiplies it with all activation rows in
  *    6 x 16 register tiles (outer-product form: broadcast x, FMA into 12
  *    accumulators, no horizontal sums). Each weight byte is read from memory
  *    and dequantized once per call.
@@ -114,29 +120,91 @@ static void gemv_row(const llv_kernel_ops *ops, const llv_weight *w, int64_t o, 
 /* Integer GEMV: quantize the activation rows once to the ISA's partner type
  * (Q8_0 / Q8_K) and use integer block dots. Returns false when the ISA has
  * no integer kernel for the type or the buffer cannot be allocated. */
-static bool gemv_q8(const llv_kernel_ops *ops, const llv_weight *w, const float *x, int64_t n_rows,
-                    float *y, const float *bias, int n_threads)
+/* The activation rows of one weight of an integer GEMV: quantized to its
+ * partner type, plus the ISA's side data for the weight type (if any). */
+typedef struct q8_rows {
+    const llv_weight *w;
+    int partner;
+    size_t xrb, sb;      /* bytes per quantized row / per side record */
+    size_t off, side_off; /* offsets in the shared buffer */
+} q8_rows;
+
+/* Sizes q for w (offsets from *total on); false if w has no integer path. */
+static bool q8_rows_plan(const llv_kernel_ops *ops, const llv_weight *w, int64_t n_rows, q8_rows *q, size_t *total)
 {
-    int partner = ops->q8_partner && ops->dot_q8 ? ops->q8_partner(w->type) : -1;
-    size_t xrb, total;
-    if (partner < 0 || !llv_row_bytes(partner, w->n_in, &xrb) ||
-        llv_mul_overflow(xrb, (size_t)n_rows, &total))
+    size_t xq_bytes, side_bytes;
+    q->w = w;
+    q->partner = ops->q8_partner && ops->dot_q8 ? ops->q8_partner(w->type) : -1;
+    if (q->partner < 0 || !llv_row_bytes(q->partner, w->n_in, &q->xrb) ||
+        llv_mul_overflow(q->xrb, (size_t)n_rows, &xq_bytes))
         return false;
-    uint8_t *xq = llv_malloc_aligned(total);
-    if (!xq)
+    q->sb = ops->q8_side_bytes && ops->q8_side && ops->dot_q8_side ? ops->q8_side_bytes(w->type, w->n_in) : 0;
+    if (llv_mul_overflow(q->sb, (size_t)n_rows, &side_bytes))
         return false;
-    for (int64_t m = 0; m < n_rows; m++)
+    xq_bytes = (xq_bytes + 63) / 64 * 64;
+    q->off = *total;
+    if (llv_add_overflow(*total, xq_bytes, total))
+        return false;
+    q->side_off = *total;
+    side_bytes = (side_bytes + 63) / 64 * 64;
+    return !llv_add_overflow(*total, side_bytes, total);
+}
+
+static void q8_rows_fill(const llv_kernel_ops *ops, const q8_rows *q, const float *x, int64_t n_rows, uint8_t *buf)
+{
+    const int64_t n_in = q->w->n_in;
+    for (int64_t m = 0; m < n_rows; m++) {
+        uint8_t *xq = buf + q->off + (size_t)m * q->xrb;
         if (ops->quantize_q8)
-            ops->quantize_q8(partner, x + m * w->n_in, xq + (size_t)m * xrb, w->n_in);
+            ops->quantize_q8(q->partner, x + m * n_in, xq, n_in);
         else
-            llv_quantize_row(partner, x + m * w->n_in, xq + (size_t)m * xrb, w->n_in);
-    const int64_t n_out = w->n_out;
+            llv_quantize_row(q->partner, x + m * n_in, xq, n_in);
+        if (q->sb)
+            ops->q8_side(q->w->type, xq, n_in, buf + q->side_off + (size_t)m * q->sb);
+    }
+}
+
+/* y[m][o] for weight row o of q->w and all rows m. */
+static inline void q8_rows_dot(const llv_kernel_ops *ops, const q8_rows *q, const uint8_t *buf, int64_t o,
+                               int64_t n_rows, float *y, const float *bias)
+{
+    const llv_weight *w = q->w;
+    for (int64_t m = 0; m < n_rows; m++) {
+        const uint8_t *xm = buf + q->off + (size_t)m * q->xrb;
+        float d = q->sb ? ops->dot_q8_side(w->type, wrow(w, o), xm, buf + q->side_off + (size_t)m * q->sb, w->n_in)
+                        : ops->dot_q8(w->type, wrow(w, o), xm, w->n_in);
+        y[m * w->n_out + o] = d + (bias ? bias[o] : 0.0f);
+    }
+}
+
+/* Integer GEMV of n_w weights over the same rows x in one parallel region:
+ * the output rows of all weights are one index space. False when a weight
+ * has no integer path or the buffer cannot be allocated. */
+static bool gemv_q8_group(const llv_kernel_ops *ops, const llv_weight *const *ws, int n_w, const float *x,
+                          int64_t n_rows, float *const *ys, const float *const *biases, int n_threads)
+{
+    q8_rows q[LLV_MATMUL_GROUP_MAX];
+    size_t total = 0;
+    int64_t n_all = 0;
+    for (int i = 0; i < n_w; i++) {
+        if (!q8_rows_plan(ops, ws[i], n_rows, &q[i], &total))
+            return false;
+        n_all += ws[i]->n_out;
+    }
+    uint8_t *buf = llv_malloc_aligned(total);
+    if (!buf)
+        return false;
+    for (int i = 0; i < n_w; i++)
+        q8_rows_fill(ops, &q[i], x, n_rows, buf);
     LLV_OMP(parallel for schedule(static, 16) num_threads(n_threads))
-    for (int64_t o = 0; o < n_out; o++)
-        for (int64_t m = 0; m < n_rows; m++)
-            y[m * n_out + o] = ops->dot_q8(w->type, wrow(w, o), xq + (size_t)m * xrb, w->n_in) +
-                               (bias ? bias[o] : 0.0f);
-    llv_free_aligned(xq);
+    for (int64_t r = 0; r < n_all; r++) {
+        int i = 0;
+        int64_t o = r;
+        while (o >= ws[i]->n_out)
+            o -= ws[i++]->n_out;
+        q8_rows_dot(ops, &q[i], buf, o, n_rows, ys[i], biases ? biases[i] : NULL);
+    }
+    llv_free_aligned(buf);
     return true;
 }
 
@@ -147,7 +215,7 @@ static void gemv(const llv_kernel_ops *ops, const llv_weight *w, const float *x,
     /* Small products are not worth waking threads for. */
     if ((double)n_out * (double)w->n_in < 32768.0)
         n_threads = 1;
-    if (__atomic_load_n(&int8_gemv, __ATOMIC_RELAXED) && gemv_q8(ops, w, x, n_rows, y, bias, n_threads))
+    if (__atomic_load_n(&int8_gemv, __ATOMIC_RELAXED) && gemv_q8_group(ops, &w, 1, x, n_rows, &y, &bias, n_threads))
         return;
     LLV_OMP(parallel for schedule(static, 16) num_threads(n_threads))
     for (int64_t o = 0; o < n_out; o++)
@@ -157,26 +225,28 @@ static void gemv(const llv_kernel_ops *ops, const llv_weight *w, const float *x,
 /* ---- GEMM -------------------------------------------------------------- */
 
 /* Dequantize columns [k0, k0+kc) of weight rows [o0, o0+nb) into strips of
- * LLV_GEMM_PNR outputs, k-major: wp[s*KC*PNR + k*PNR + j] (zero padded). */
+ * LLV_GEMM_PNR outputs, k-major: wp[s*KC*PNR + k*PNR + j] (zero padded).
+ * Each strip's rows are dequantized into tmp (PNR x KC; F32 rows are
+ * packed straight from the weights) and transposed by pack_strip. */
 static void load_panel_packed(const llv_kernel_ops *ops, const llv_weight *w, int64_t o0, int nb,
                               int64_t k0, int64_t kc, float *wp, float *tmp)
 {
     const llv_type_info *ti = llv_type_get(w->type);
+    void (*pack)(const float *, int64_t, int, int64_t, float *) =
+        ops->pack_strip ? ops->pack_strip : llv_kernel_ops_ref()->pack_strip;
     size_t off = (size_t)(k0 / ti->blck) * ti->size;
     int n_strips = (nb + LLV_GEMM_PNR - 1) / LLV_GEMM_PNR;
     for (int s = 0; s < n_strips; s++) {
         float *strip = wp + (size_t)s * KC * LLV_GEMM_PNR;
-        for (int j = 0; j < LLV_GEMM_PNR; j++) {
-            int r = s * LLV_GEMM_PNR + j;
-            if (r < nb) {
-                ops->to_f32(w->type, wrow(w, o0 + r) + off, tmp, kc);
-                for (int64_t k = 0; k < kc; k++)
-                    strip[k * LLV_GEMM_PNR + j] = tmp[k];
-            } else {
-                for (int64_t k = 0; k < kc; k++)
-                    strip[k * LLV_GEMM_PNR + j] = 0.0f;
-            }
+        int nr = LLV_MIN(LLV_GEMM_PNR, nb - s * LLV_GEMM_PNR);
+        int64_t r0 = o0 + (int64_t)s * LLV_GEMM_PNR;
+        if (w->type == LLV_TYPE_F32) {
+            pack((const float *)wrow(w, r0) + k0, w->n_in, nr, kc, strip);
+            continue;
         }
+        for (int j = 0; j < nr; j++)
+            ops->to_f32(w->type, wrow(w, r0 + j) + off, tmp + (size_t)j * KC, kc);
+        pack(tmp, KC, nr, kc, strip);
     }
 }
 
@@ -202,6 +272,72 @@ static void gemm_panel_packed(const llv_kernel_ops *ops, const llv_weight *w, in
     }
 }
 
+/* ---- integer GEMM ------------------------------------------------------------ */
+
+#define Q8_PANEL 32 /* weight rows per panel of the integer GEMM (multiple of LLV_Q8_TILE_R) */
+
+/* Quantized weights with an ISA tile kernel: the activation rows are
+ * quantized once to Q8_0/Q8_K (exactly as the integer GEMV does, same
+ * error bound), then each thread takes panels of Q8_PANEL weight rows and
+ * sweeps all activation rows in LLV_Q8_TILE_C x LLV_Q8_TILE_R tiles: the
+ * activation tile stays in L1 while the panel's rows (L2) pass by.
+ * Returns false when not applicable or out of memory (caller falls back).
+ *
+ * Off by default (llv_matmul_set_int8_gemm): on AVX2 without VNNI it gains
+ * only ~6% for Q4_K over dequantize + packed f32 GEMM (87 vs 82 GFLOP/s per
+ * core) and Q4_0/Q8_0 tiles were slower (58/67), so only Q4_K has a tile;
+ * a model mixing Q4_K with other types would then round activations to
+ * 8 bits in some prefill products and not in others, which no reference
+ * variant (exact / 8-bit GEMV / 8-bit everywhere) reproduces. */
+static int int8_gemm = 0;
+void llv_matmul_set_int8_gemm(int on) { __atomic_store_n(&int8_gemm, on ? 1 : 0, __ATOMIC_RELAXED); }
+
+static bool gemm_q8(const llv_kernel_ops *ops, const llv_weight *w, const float *x, int64_t n_rows, float *y,
+                    const float *bias, int n_threads)
+{
+    if (!__atomic_load_n(&int8_gemm, __ATOMIC_RELAXED) || !ops->gemm_q8 || !ops->gemm_q8_has ||
+        !ops->q8_partner || !ops->gemm_q8_has(w->type))
+        return false;
+    const int partner = ops->q8_partner(w->type);
+    size_t xrb, total;
+    if (partner < 0 || !llv_row_bytes(partner, w->n_in, &xrb) || llv_mul_overflow(xrb, (size_t)n_rows, &total))
+        return false;
+    uint8_t *xq = llv_malloc_aligned(total);
+    if (!xq)
+        return false;
+    const int64_t n_in = w->n_in, n_out = w->n_out;
+    const int64_t n_panels = (n_out + Q8_PANEL - 1) / Q8_PANEL;
+    if (n_threads > n_panels)
+        n_threads = (int)n_panels;
+    LLV_OMP(parallel num_threads(n_threads))
+    {
+        LLV_OMP(for schedule(static))
+        for (int64_t m = 0; m < n_rows; m++) {
+            if (ops->quantize_q8)
+                ops->quantize_q8(partner, x + m * n_in, xq + (size_t)m * xrb, n_in);
+            else
+                llv_quantize_row(partner, x + m * n_in, xq + (size_t)m * xrb, n_in);
+        }
+        LLV_OMP(for schedule(dynamic, 1))
+        for (int64_t p = 0; p < n_panels; p++) {
+            const int64_t o0 = p * Q8_PANEL;
+            const int nb = (int)LLV_MIN(Q8_PANEL, n_out - o0);
+            for (int64_t m0 = 0; m0 < n_rows; m0 += LLV_Q8_TILE_C) {
+                const int nc = (int)LLV_MIN(LLV_Q8_TILE_C, n_rows - m0);
+                for (int r0 = 0; r0 < nb; r0 += LLV_Q8_TILE_R)
+                    ops->gemm_q8(w->type, wrow(w, o0 + r0), w->row_bytes, LLV_MIN(LLV_Q8_TILE_R, nb - r0),
+                                 xq + (size_t)m0 * xrb, xrb, nc, n_in, y + m0 * n_out + o0 + r0, n_out);
+                if (bias)
+                    for (int c = 0; c < nc; c++)
+                        for (int j = 0; j < nb; j++)
+                            y[(m0 + c) * n_out + o0 + j] += bias[o0 + j];
+            }
+        }
+    }
+    llv_free_aligned(xq);
+    return true;
+}
+
 /* Returns false if the panel buffers cannot be allocated (caller falls back). */
 static bool gemm(const llv_kernel_ops *ops, const llv_weight *w, const float *x, int64_t n_rows,
                  float *y, const float *bias, int n_threads)
@@ -219,7 +355,7 @@ static bool gemm(const llv_kernel_ops *ops, const llv_weight *w, const float *x,
         n_threads = (int)n_panels;
     if (n_threads < 1)
         n_threads = 1;
-    size_t per_thread = (size_t)(PANEL_N + 1) * KC, total;
+    size_t per_thread = (size_t)(PANEL_N + LLV_GEMM_PNR) * KC, total; /* panel + tmp rows */
     if (llv_mul3_overflow(per_thread, (size_t)n_threads, sizeof(float), &total))
         return false;
     float *bufs = llv_malloc_aligned(total);
@@ -249,11 +385,31 @@ void llv_matmul(const llv_weight *w, const float *x, int64_t n_rows, float *y, c
     const llv_kernel_ops *ops = llv_ops();
     if (n_threads < 1)
         n_threads = 1;
-    if (n_rows > GEMV_MAX_ROWS && gemm(ops, w, x, n_rows, y, bias, n_threads))
+    if (n_rows > GEMV_MAX_ROWS &&
+        (gemm_q8(ops, w, x, n_rows, y, bias, n_threads) || gemm(ops, w, x, n_rows, y, bias, n_threads)))
         return;
     /* GEMV, also the fallback when the GEMM buffers are not available. */
     for (int64_t m0 = 0; m0 < n_rows; m0 += GEMV_MAX_ROWS) {
         int64_t mr = LLV_MIN(GEMV_MAX_ROWS, n_rows - m0);
         gemv(ops, w, x + m0 * w->n_in, mr, y + m0 * w->n_out, bias, n_threads);
     }
+}
+
+void llv_matmul_group(const llv_weight *const *ws, int n_w, const float *x, int64_t n_rows, float *const *ys,
+                      const float *const *biases, int n_threads)
+{
+    const llv_kernel_ops *ops = llv_ops();
+    if (n_threads < 1)
+        n_threads = 1;
+    bool fused = n_w >= 1 && n_w <= LLV_MATMUL_GROUP_MAX && n_rows <= GEMV_MAX_ROWS &&
+                 __atomic_load_n(&int8_gemv, __ATOMIC_RELAXED);
+    double work = 0.0;
+    for (int i = 0; fused && i < n_w; i++) {
+        fused = ws[i]->n_in == ws[0]->n_in;
+        work += (double)ws[i]->n_out * (double)ws[i]->n_in;
+    }
+    if (fused && gemv_q8_group(ops, ws, n_w, x, n_rows, ys, biases, work < 32768.0 ? 1 : n_threads))
+        return;
+    for (int i = 0; i < n_w; i++)
+        llv_matmul(ws[i], x, n_rows, ys[i], biases ? biases[i] : NULL, n_threads);
 }

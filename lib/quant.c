@@ -82,6 +82,26 @@ bool llv_row_bytes(int type, int64_t n, size_t *out)
     return true;
 }
 
+int llv_vec_dot_type(int type)
+{
+    switch (type) {
+    case LLV_TYPE_Q4_0:
+    case LLV_TYPE_Q4_1:
+    case LLV_TYPE_Q5_0:
+    case LLV_TYPE_Q5_1:
+    case LLV_TYPE_Q8_0:
+        return LLV_TYPE_Q8_0;
+    case LLV_TYPE_Q2_K:
+    case LLV_TYPE_Q3_K:
+    case LLV_TYPE_Q4_K:
+    case LLV_TYPE_Q5_K:
+    case LLV_TYPE_Q6_K:
+        return LLV_TYPE_Q8_K;
+    default:
+        return -1;
+    }
+}
+
 /* ---- FP16 / BF16 ----------------------------------------------------- */
 
 static inline uint32_t f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }

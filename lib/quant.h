@@ -33,6 +33,11 @@ LLV_INTERNAL const char *llv_type_name(int type); /* never NULL */
  * block size, or on overflow. */
 LLV_INTERNAL bool llv_row_bytes(int type, int64_t n, size_t *out);
 
+/* The activation type of the integer dot products for a weight type (spec
+ * §2.1, as llama.cpp's vec_dot_type): LLV_TYPE_Q8_0 for Q4_0..Q8_0,
+ * LLV_TYPE_Q8_K for Q2_K..Q6_K, -1 for everything else. */
+LLV_INTERNAL int llv_vec_dot_type(int type);
+
 /* FP16/BF16 conversions (round to nearest even). */
 LLV_INTERNAL float    llv_fp16_to_fp32(uint16_t h);
 LLV_INTERNAL uint16_t llv_fp32_to_fp16(float f);

@@ -12,8 +12,9 @@
  * Every matrix product runs over all n_pos rows at once (GEMM) - of
  * several images when batched (LLaVA-1.6 tiles) -, attention
  * included (attention_gemm; llv_attention is the reference and the fallback
- * for very long sequences). OpenMP lives in the kernels; the row-wise norms,
- * softmaxes and activations here are serial and cheap next to the GEMMs.
+ * for very long sequences). OpenMP lives in the kernels; the attention heads
+ * run in parallel through llv_parallel_for (with their softmaxes); the
+ * row-wise norms and activations here are serial and cheap next to the GEMMs.
  */
 #include "vision.h"
 
@@ -34,15 +35,18 @@ void llv_vision_force_reference_attention(int on)
 /* Scratch buffers of one forward pass over B images, carved from one
  * aligned allocation. Sizes in floats: x, h, q, k, v, att: B*n_pos*D each;
  * ff: B*n_pos*max(F, 3*P*P) (the im2col rows of the patch embedding reuse
- * ff); for GEMM attention (one image at a time) qh, kh, oh: n_pos*head_dim,
- * vt: head_dim*n_pos, s: n_pos*n_pos. */
+ * ff); for GEMM attention, one slot per thread working on a head (heads run
+ * in parallel, one image at a time): qh, kh, oh: n_pos*head_dim, vt:
+ * head_dim*n_pos, s: n_pos*n_pos, slot t at heads + t*slot_floats. */
 typedef struct fwd_bufs {
     float *mem;
     float *x, *h, *q, *k, *v, *att, *ff;
-    float *qh, *kh, *vt, *oh, *s; /* NULL: use llv_attention */
+    float *heads;        /* NULL: use llv_attention */
+    size_t slot_floats;
+    int n_slots;
 } fwd_bufs;
 
-static int bufs_alloc(const llv_vision_hparams *hp, size_t n_images, fwd_bufs *b, llv_err *err)
+static int bufs_alloc(const llv_vision_hparams *hp, size_t n_images, int n_slots, fwd_bufs *b, llv_err *err)
 {
     size_t rows = (size_t)hp->n_pos, D = (size_t)hp->n_embd, hd = (size_t)hp->head_dim;
     size_t patch_in = 3 * (size_t)hp->patch_size * (size_t)hp->patch_size;
@@ -54,9 +58,13 @@ static int bufs_alloc(const llv_vision_hparams *hp, size_t n_images, fwd_bufs *b
         return llv_fail(err, LLAVA_E_NOMEM, "vision: activation buffers are too large");
     bool gemm_attn = !__atomic_load_n(&force_ref_attention, __ATOMIC_RELAXED) &&
                      !llv_mul_overflow(rows, rows, &n_scores) && n_scores <= GEMM_ATTN_MAX_SCORES;
+    size_t slot = 0, slots;
+    if (n_slots < 1)
+        n_slots = 1;
     if (gemm_attn) {
         n_heads = 4 * rows * hd; /* qh, kh, vt, oh; rows*hd <= nd/n_images, no overflow */
-        if (llv_add_overflow(total, n_heads + n_scores, &total))
+        slot = (n_heads + n_scores + 15) / 16 * 16; /* slots of a multiple of 16 floats */
+        if (llv_mul_overflow(slot, (size_t)n_slots, &slots) || llv_add_overflow(total, slots, &total))
             return llv_fail(err, LLAVA_E_NOMEM, "vision: activation buffers are too large");
     }
     if (llv_mul_overflow(total, sizeof(float), &bytes))
@@ -73,11 +81,9 @@ static int bufs_alloc(const llv_vision_hparams *hp, size_t n_images, fwd_bufs *b
     b->att = p; p += nd;
     b->ff = p;  p += nf;
     if (gemm_attn) {
-        b->qh = p; p += rows * hd;
-        b->kh = p; p += rows * hd;
-        b->vt = p; p += rows * hd;
-        b->oh = p; p += rows * hd;
-        b->s = p;
+        b->heads = p;
+        b->slot_floats = slot;
+        b->n_slots = n_slots;
     }
     return LLAVA_OK;
 }
@@ -88,31 +94,50 @@ static int bufs_alloc(const llv_vision_hparams *hp, size_t n_images, fwd_bufs *b
  *   S  = (scale·Q_h) K_hᵀ      [n][n]   (K_h as an F32 weight: n outputs of hd inputs)
  *   P  = softmax(S) per row
  *   O_h = P V_h                [n][hd]  (V_hᵀ as an F32 weight: hd outputs of n inputs)
- * q, k, v, att: [n][D] with head h at columns h*hd. */
+ * q, k, v, att: [n][D] with head h at columns h*hd. The heads run in
+ * parallel, each on one thread with its own scratch slot: the gathers and
+ * softmaxes are parallel too, and there is one parallel region per image
+ * instead of two per head (the products are the same as on more threads:
+ * llv_matmul's summation order does not depend on the thread count). */
+typedef struct head_job {
+    const llv_vision_hparams *hp;
+    fwd_bufs *b;
+    int64_t image;
+} head_job;
+
+static void attention_head(void *ctx, int64_t h, int slot)
+{
+    const head_job *job = ctx;
+    const llv_vision_hparams *hp = job->hp;
+    fwd_bufs *b = job->b;
+    const int64_t n = hp->n_pos, D = hp->n_embd, hd = hp->head_dim;
+    const int64_t base = job->image * n * D; /* first row of this image in q, k, v, att */
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *qh = b->heads + (size_t)slot * b->slot_floats, *kh = qh + n * hd, *vt = kh + n * hd, *oh = vt + n * hd;
+    float *sc = oh + n * hd;
+    for (int64_t t = 0; t < n; t++) {
+        const int64_t src = base + t * D + h * hd;
+        for (int64_t d = 0; d < hd; d++) {
+            qh[t * hd + d] = b->q[src + d] * scale;
+            kh[t * hd + d] = b->k[src + d];
+            vt[d * n + t] = b->v[src + d];
+        }
+    }
+    llv_weight wk, wv;
+    llv_weight_init(&wk, LLV_TYPE_F32, hd, n, kh); /* F32 rows of any length: cannot fail */
+    llv_weight_init(&wv, LLV_TYPE_F32, n, hd, vt);
+    llv_matmul(&wk, qh, n, sc, NULL, 1);
+    for (int64_t t = 0; t < n; t++)
+        llv_softmax(sc + t * n, n);
+    llv_matmul(&wv, sc, n, oh, NULL, 1);
+    for (int64_t t = 0; t < n; t++)
+        memcpy(b->att + base + t * D + h * hd, oh + t * hd, (size_t)hd * sizeof(float));
+}
+
 static void attention_gemm(const llv_vision_hparams *hp, fwd_bufs *b, int64_t image, int nt)
 {
-    const int64_t n = hp->n_pos, D = hp->n_embd, hd = hp->head_dim;
-    const int64_t base = image * n * D; /* first row of this image in q, k, v, att */
-    const float scale = 1.0f / sqrtf((float)hd);
-    for (int h = 0; h < hp->n_head; h++) {
-        for (int64_t t = 0; t < n; t++) {
-            const int64_t src = base + t * D + h * hd;
-            for (int64_t d = 0; d < hd; d++) {
-                b->qh[t * hd + d] = b->q[src + d] * scale;
-                b->kh[t * hd + d] = b->k[src + d];
-                b->vt[d * n + t] = b->v[src + d];
-            }
-        }
-        llv_weight wk, wv;
-        llv_weight_init(&wk, LLV_TYPE_F32, hd, n, b->kh); /* F32 rows of any length: cannot fail */
-        llv_weight_init(&wv, LLV_TYPE_F32, n, hd, b->vt);
-        llv_matmul(&wk, b->qh, n, b->s, NULL, nt);
-        for (int64_t t = 0; t < n; t++)
-            llv_softmax(b->s + t * n, n);
-        llv_matmul(&wv, b->s, n, b->oh, NULL, nt);
-        for (int64_t t = 0; t < n; t++)
-            memcpy(b->att + base + t * D + h * hd, b->oh + t * hd, (size_t)hd * sizeof(float));
-    }
+    head_job job = { hp, b, image };
+    llv_parallel_for(hp->n_head, LLV_MIN(nt, b->n_slots), attention_head, &job);
 }
 
 /* im2col: row p = (py, px) holds the P x P x 3 patch in (c, ky, kx) order,
@@ -184,7 +209,7 @@ static void run_block(const llv_vision_hparams *hp, const llv_vision_block *blk,
     llv_matmul(&blk->v, b->h, rows, b->v, blk->v_b, nt);
     for (int64_t i = 0; i < n_images; i++) {
         const int64_t o = i * n * D; /* attention never crosses images */
-        if (b->s)
+        if (b->heads)
             attention_gemm(hp, b, i, nt);
         else
             llv_attention(b->att + o, D, b->q + o, D, n, b->k + o, b->v + o, LLV_TYPE_F32, D, n, hp->n_head,
@@ -225,7 +250,7 @@ int llv_vision_forward_batch(const llava_vision *v, const float *planar, int32_t
     if (n_images < 1)
         return llv_fail(err, LLAVA_E_INTERNAL, "vision: batch of %d images", n_images);
     fwd_bufs b;
-    int rc = bufs_alloc(hp, (size_t)B, &b, err);
+    int rc = bufs_alloc(hp, (size_t)B, LLV_MIN(n_threads, hp->n_head), &b, err);
     if (rc != LLAVA_OK)
         return rc;
     if (llv_should_abort(cb)) {

@@ -71,8 +71,10 @@ static void naive_matmul(const llv_weight *w, const float *x, int64_t n_rows, co
     free(wf);
 }
 
-static int int8_on = 1; /* mirrors llv_matmul_set_int8_gemv */
+static int int8_on = 1;      /* mirrors llv_matmul_set_int8_gemv */
+static int int8_gemm_on = 0; /* mirrors llv_matmul_set_int8_gemm */
 static void set_int8(int on) { int8_on = on; llv_matmul_set_int8_gemv(on); }
+static void set_int8_gemm(int on) { int8_gemm_on = on; llv_matmul_set_int8_gemm(on); }
 
 /* Check llv_matmul (fast, threads) and llv_matmul_ref against the naive product. */
 static void check_matmul_case(int type, int64_t n_in, int64_t n_out, int64_t n_rows, bool use_bias, int threads)
@@ -88,13 +90,15 @@ static void check_matmul_case(int type, int64_t n_in, int64_t n_out, int64_t n_r
     fill(x, n_rows * n_in, 1.0f);
     fill(bias, n_out, 1.0f);
     naive_matmul(&w, x, n_rows, use_bias ? bias : NULL, yn, mag);
-    /* The integer GEMV path (rows <= 4, when enabled) quantizes x to Q8_0/Q8_K:
+    /* The integer paths (GEMV: rows <= 4; GEMM: the types with a tile kernel;
+     * when enabled) quantize x to Q8_0/Q8_K:
      * |x - x_q| <= 0.5*d + 127*|d - f16(d)| <= 0.57*d per value, d = block amax/127,
      * so the extra error is <= 0.57 * sum_k |w_k| d_block(k). */
     const llv_kernel_ops *ops = llv_ops();
     int partner = ops->q8_partner && int8_on ? ops->q8_partner(type) : -1;
     double *qtol = calloc((size_t)(n_rows * n_out), sizeof(double));
-    if (partner >= 0 && n_rows <= 4) {
+    bool int8_gemm = int8_gemm_on && ops->gemm_q8_has && ops->gemm_q8 && ops->gemm_q8_has(type);
+    if (partner >= 0 && (n_rows <= 4 || int8_gemm)) {
         int64_t qb = llv_type_get(partner)->blck;
         float *wf = malloc((size_t)n_in * sizeof(float));
         for (int64_t o = 0; o < n_out; o++) {
@@ -228,6 +232,85 @@ START_TEST(test_dot_q8_exact)
 }
 END_TEST
 
+/* The GEMV side-data path must give exactly dot_q8 (same integers, same
+ * scale products, same accumulation order): 1..9 blocks and a long row. */
+START_TEST(test_dot_q8_side_exact)
+{
+    const llv_kernel_ops *ops = llv_ops();
+    if (!ops->q8_side_bytes || !ops->q8_side || !ops->dot_q8_side)
+        return;
+    int covered = 0;
+    for (int t = 3; t < N_WTYPES; t++) {
+        int type = weight_types[t], partner = ops->q8_partner(type);
+        int64_t blck = llv_type_get(partner)->blck;
+        for (int64_t nb = 1; nb <= 10; nb++) {
+            int64_t n = nb == 10 ? 64 * blck + (blck == 32 ? 32 : 0) : nb * blck;
+            size_t sb = ops->q8_side_bytes(type, n), xrb;
+            if (sb == 0)
+                continue;
+            covered = 1;
+            llv_weight w;
+            uint8_t *data = make_weights(type, n, 5, &w);
+            ck_assert(llv_row_bytes(partner, n, &xrb));
+            uint8_t *xq = malloc(xrb), *side = malloc(sb);
+            float *x = malloc((size_t)n * sizeof(float));
+            fill(x, n, 3.0f);
+            x[n / 2] = 0.0f; /* a zero next to large values */
+            ck_assert_int_eq(llv_quantize_row(partner, x, xq, n), LLAVA_OK);
+            ops->q8_side(type, xq, n, side);
+            for (int o = 0; o < 5; o++) {
+                float a = ops->dot_q8(type, data + o * w.row_bytes, xq, n);
+                float b = ops->dot_q8_side(type, data + o * w.row_bytes, xq, side, n);
+                ck_assert_msg(memcmp(&a, &b, sizeof a) == 0, "%s n %lld row %d: %.9g vs %.9g", llv_type_name(type),
+                              (long long)n, o, a, b);
+            }
+            free(data); free(xq); free(side); free(x);
+        }
+    }
+    ck_assert(covered || strcmp(llv_kernels_isa(), "avx2") != 0); /* the AVX2 table has Q4_0 side data */
+}
+END_TEST
+
+/* llv_matmul_group equals one llv_matmul per weight, bit for bit: mixed
+ * weight types (different integer partners and side data) and widths, with
+ * and without biases, 1..6 rows (GEMV and GEMM), 1 and 2 threads. */
+START_TEST(test_matmul_group)
+{
+    static const int types[3][3] = {
+        { LLV_TYPE_Q4_0, LLV_TYPE_Q4_K, LLV_TYPE_Q6_K },
+        { LLV_TYPE_Q8_0, LLV_TYPE_Q4_0, LLV_TYPE_Q5_1 },
+        { LLV_TYPE_F16, LLV_TYPE_Q4_0, LLV_TYPE_Q8_0 }, /* F16: no integer path -> separate calls */
+    };
+    static const int64_t n_out[3] = { 37, 16, 5 };
+    const int64_t n_in = 512;
+    for (int g = 0; g < 3; g++)
+        for (int64_t rows = 1; rows <= 6; rows++) {
+            llv_weight w[3];
+            uint8_t *data[3];
+            float *y1[3], *y2[3], bias[37];
+            fill(bias, 37, 1.0f);
+            float *x = malloc((size_t)(rows * n_in) * sizeof(float));
+            fill(x, rows * n_in, 1.0f);
+            for (int i = 0; i < 3; i++) {
+                data[i] = make_weights(types[g][i], n_in, n_out[i], &w[i]);
+                y1[i] = malloc((size_t)(rows * n_out[i]) * sizeof(float));
+                y2[i] = malloc((size_t)(rows * n_out[i]) * sizeof(float));
+            }
+            const llv_weight *ws[3] = { &w[0], &w[1], &w[2] };
+            const float *bs[3] = { bias, NULL, bias };
+            int thr = 1 + (int)(rows % 2);
+            llv_matmul_group(ws, 3, x, rows, y1, rows % 3 ? bs : NULL, thr);
+            for (int i = 0; i < 3; i++) {
+                llv_matmul(&w[i], x, rows, y2[i], rows % 3 ? bs[i] : NULL, thr);
+                ck_assert_msg(memcmp(y1[i], y2[i], (size_t)(rows * n_out[i]) * sizeof(float)) == 0,
+                              "group %d rows %lld weight %d", g, (long long)rows, i);
+                free(data[i]); free(y1[i]); free(y2[i]);
+            }
+            free(x);
+        }
+}
+END_TEST
+
 /* Sizes that cross the GEMM blocking: K chunks of 512 with a remainder, panels
  * of 48 rows with remainders of every NR edge, row tiles of 4 with remainders. */
 START_TEST(test_matmul_gemm_blocking)
@@ -238,6 +321,14 @@ START_TEST(test_matmul_gemm_blocking)
         check_matmul_case(weight_types[t], n_in, 101, 37, true, 2);
         check_matmul_case(weight_types[t], n_in, 50, 6, false, 1);
     }
+    /* the opt-in integer GEMM over the same blockings (tile remainders 1..3 in both directions) */
+    set_int8_gemm(1);
+    for (int t = 3; t < N_WTYPES; t++) {
+        int64_t blck = llv_type_get(weight_types[t])->blck;
+        check_matmul_case(weight_types[t], blck == 256 ? 1280 : 1088, 101, 37, true, 2);
+        check_matmul_case(weight_types[t], blck == 256 ? 512 : 96, 35, 6, false, 1);
+    }
+    set_int8_gemm(0);
     /* one bigger case: 100 rows x 4096 */
     check_matmul_case(LLV_TYPE_F16, 4096, 97, 100, true, 2);
     check_matmul_case(LLV_TYPE_Q4_K, 4096, 53, 64, false, 2);
@@ -307,6 +398,95 @@ START_TEST(test_microkernels_vs_ref)
                     ck_assert(fabsf(c3[i] - c4[i]) <= 1e-5f * (1 + fabsf(c4[i])) * (1 + n / 16.0f));
                 }
             }
+    }
+}
+END_TEST
+
+/* Strip packing: every nr 0..16 (nr 0 = all zeros) and kc 0..41 with a row
+ * stride that is not a multiple of 8; must equal the plain C version exactly
+ * (it only moves values). */
+START_TEST(test_pack_strip_vs_ref)
+{
+    const llv_kernel_ops *fast = llv_ops(), *ref = llv_kernel_ops_ref();
+    ck_assert_ptr_nonnull(ref->pack_strip);
+    if (!fast->pack_strip)
+        return;
+    enum { LDS = 43, KMAX = 41 };
+    float src[LLV_GEMM_PNR * LDS], d1[KMAX * LLV_GEMM_PNR + 8], d2[KMAX * LLV_GEMM_PNR + 8];
+    fill(src, LLV_GEMM_PNR * LDS, 1.0f);
+    for (int nr = 0; nr <= LLV_GEMM_PNR; nr++)
+        for (int64_t kc = 0; kc <= KMAX; kc++) {
+            for (int i = 0; i < KMAX * LLV_GEMM_PNR + 8; i++)
+                d1[i] = d2[i] = -7.0f; /* canary past kc*16 */
+            fast->pack_strip(src + 1, LDS, nr, kc, d1);
+            ref->pack_strip(src + 1, LDS, nr, kc, d2);
+            ck_assert_msg(memcmp(d1, d2, sizeof d1) == 0, "pack_strip nr %d kc %lld", nr, (long long)kc);
+            for (int64_t k = 0; k < kc; k++)
+                for (int j = 0; j < LLV_GEMM_PNR; j++)
+                    ck_assert(d2[k * LLV_GEMM_PNR + j] == (j < nr ? src[1 + j * LDS + k] : 0.0f));
+        }
+}
+END_TEST
+
+/* Integer GEMM tiles: every tile shape nr x nc up to the maximum, 1 and 3
+ * blocks per row, against a double dot of the dequantized weight rows and the
+ * dequantized Q8 activation rows (the integer sums are exact; only f32
+ * rounding may differ). Rows and activations are at odd byte offsets. */
+START_TEST(test_gemm_q8_tiles)
+{
+    const llv_kernel_ops *ops = llv_ops();
+    if (!ops->gemm_q8 || !ops->gemm_q8_has || !ops->q8_partner)
+        return; /* no integer GEMM on this ISA */
+    for (int t = 3; t < N_WTYPES; t++) {
+        int type = weight_types[t];
+        if (!ops->gemm_q8_has(type))
+            continue;
+        int partner = ops->q8_partner(type);
+        ck_assert_int_ge(partner, 0);
+        int64_t blck = llv_type_get(type)->blck;
+        for (int64_t nblk = 1; nblk <= 3; nblk += 2) {
+            int64_t n = nblk * blck;
+            llv_weight w;
+            uint8_t *data = make_weights(type, n, LLV_Q8_TILE_R, &w);
+            size_t xrb, wrb = w.row_bytes + 3; /* padded row strides */
+            ck_assert(llv_row_bytes(partner, n, &xrb));
+            xrb += 5;
+            uint8_t *wbuf = malloc(wrb * LLV_Q8_TILE_R + 1), *xbuf = malloc(xrb * LLV_Q8_TILE_C + 1);
+            float *x = malloc((size_t)n * sizeof(float)), *wf = malloc((size_t)(n * LLV_Q8_TILE_R) * sizeof(float));
+            float *xf = malloc((size_t)(n * LLV_Q8_TILE_C) * sizeof(float));
+            for (int r = 0; r < LLV_Q8_TILE_R; r++) {
+                memcpy(wbuf + 1 + r * wrb, data + r * w.row_bytes, w.row_bytes);
+                llv_dequantize_row(type, data + r * w.row_bytes, wf + r * n, n);
+            }
+            for (int c = 0; c < LLV_Q8_TILE_C; c++) {
+                fill(x, n, 1.0f + c);
+                ck_assert_int_eq(llv_quantize_row(partner, x, xbuf + 1 + c * xrb, n), LLAVA_OK);
+                llv_dequantize_row(partner, xbuf + 1 + c * xrb, xf + c * n, n);
+            }
+            for (int nr = 1; nr <= LLV_Q8_TILE_R; nr++)
+                for (int nc = 1; nc <= LLV_Q8_TILE_C; nc++) {
+                    float y[LLV_Q8_TILE_C * 7];
+                    for (int i = 0; i < LLV_Q8_TILE_C * 7; i++)
+                        y[i] = NAN;
+                    ops->gemm_q8(type, wbuf + 1, wrb, nr, xbuf + 1, xrb, nc, n, y, 7);
+                    for (int c = 0; c < LLV_Q8_TILE_C; c++)
+                        for (int r = 0; r < 7; r++) {
+                            if (c >= nc || r >= nr) { /* untouched */
+                                ck_assert(isnan(y[c * 7 + r]));
+                                continue;
+                            }
+                            double want = 0, mag = 0;
+                            for (int64_t k = 0; k < n; k++) {
+                                want += (double)wf[r * n + k] * xf[c * n + k];
+                                mag += fabs((double)wf[r * n + k] * xf[c * n + k]);
+                            }
+                            ck_assert_msg(fabs(y[c * 7 + r] - want) <= 1e-6 * mag + 1e-6,
+                                          "%s tile %dx%d n %lld: y[%d][%d] = %.8g want %.8g", llv_type_name(type),
+                                          nr, nc, (long long)n, c, r, y[c * 7 + r], want);
+                        }
+                }
+            free(data); free(wbuf); free(xbuf); free(x); free(wf); free(xf);
+        }
     }
 }
 END_TEST
@@ -675,13 +855,17 @@ static Suite *kernels_suite(void)
     tcase_add_test(tc, test_isa);
     tcase_add_test(tc, test_weight_init);
     tcase_add_test(tc, test_microkernels_vs_ref);
+    tcase_add_test(tc, test_pack_strip_vs_ref);
+    tcase_add_test(tc, test_gemm_q8_tiles);
     tcase_add_test(tc, test_dequant_fast_vs_ref);
     tcase_add_test(tc, test_exp);
     tcase_add_test(tc, test_quantize_q8_fast);
     tcase_add_test(tc, test_matmul_float_small);
     tcase_add_test(tc, test_matmul_quant_small);
     tcase_add_test(tc, test_dot_q8_exact);
+    tcase_add_test(tc, test_dot_q8_side_exact);
     tcase_add_test(tc, test_matmul_gemm_blocking);
+    tcase_add_test(tc, test_matmul_group);
     tcase_add_test(tc, test_matmul_forced_reference);
     tcase_add_test(tc, test_norms_softmax);
     tcase_add_test(tc, test_activations);

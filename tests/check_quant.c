@@ -497,6 +497,22 @@ static void measure_rt(int type, const float *x, int64_t n, double *rel_rms, dou
     free(y);
 }
 
+/* The integer-dot activation type per weight type, as spec §2.1 lists it
+ * (llama.cpp's vec_dot_type): Q8_0 for the 32-blocks, Q8_K for the K types. */
+START_TEST(test_vec_dot_type)
+{
+    static const int q8_0[] = { LLV_TYPE_Q4_0, LLV_TYPE_Q4_1, LLV_TYPE_Q5_0, LLV_TYPE_Q5_1, LLV_TYPE_Q8_0 };
+    static const int q8_k[] = { LLV_TYPE_Q2_K, LLV_TYPE_Q3_K, LLV_TYPE_Q4_K, LLV_TYPE_Q5_K, LLV_TYPE_Q6_K };
+    static const int none[] = { LLV_TYPE_F32, LLV_TYPE_F16, LLV_TYPE_BF16, LLV_TYPE_Q8_1, LLV_TYPE_Q8_K, -1, 4, 20, 1000 };
+    for (size_t i = 0; i < 5; i++) {
+        ck_assert_int_eq(llv_vec_dot_type(q8_0[i]), LLV_TYPE_Q8_0);
+        ck_assert_int_eq(llv_vec_dot_type(q8_k[i]), LLV_TYPE_Q8_K);
+    }
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++)
+        ck_assert_int_eq(llv_vec_dot_type(none[i]), -1);
+}
+END_TEST
+
 START_TEST(test_roundtrip_bounds)
 {
     const int64_t n = 256 * 64;
@@ -557,6 +573,7 @@ static Suite *quant_suite(void)
     tcase_add_test(tc, test_q8_0_exact);
     tcase_add_test(tc, test_q8_k_exact);
     tcase_add_test(tc, test_quantize_errors);
+    tcase_add_test(tc, test_vec_dot_type);
     tcase_add_test(tc, test_roundtrip_bounds);
     suite_add_tcase(s, tc);
     return s;
