@@ -5,8 +5,9 @@
 
 Writes to DEST: synthworld-lm.gguf, synthworld-mmproj.gguf (the stage-2 model), scene.png (a test
 scene the model answers correctly about), testset.png (the test images as one sheet, 10 per row)
-and answers.json (test questions, their scenes, the PyTorch greedy answers and accuracy), which
-test_bundled.py replays through the C library.
+answers.json (test questions, their scenes, the PyTorch greedy answers and accuracy), which
+test_bundled.py replays through the C library, and demo.txt (the question `make demo` asks about
+scene.png, then the scene's caption).
 """
 import argparse
 import json
@@ -77,7 +78,7 @@ def main():
     ecp = os.path.join(a.run, "eval_c_stage2.json")
     ec = json.load(open(ecp)) if os.path.exists(ecp) else None
     stats = {}
-    for step in ("clip", "lm", "stage1", "stage2", "eval"):
+    for step in ("clip", "lm", "stage1", "stage2a", "stage2", "eval"):   # stage2a: a first round (s2_resume)
         p = os.path.join(a.run, "stats_%s.json" % step)
         if os.path.exists(p):
             s = json.load(open(p))
@@ -103,11 +104,15 @@ def main():
     for i, im in enumerate(imgs):
         sheet[(i // 10) * s:(i // 10 + 1) * s, (i % 10) * s:(i % 10 + 1) * s] = im
     Image.fromarray(sheet).save(os.path.join(a.dest, "testset.png"), optimize=True)
-    # the demo scene: the test scene with the most correctly answered questions (ties: more objects)
-    by_scene = {}
-    for q in ev["questions"]:
-        by_scene.setdefault(q["scene"], []).append(instruct.judge(q["stage2"], q["ref"], q["scene_facts"])[0])
-    demo = max(sorted(by_scene), key=lambda i: (sum(by_scene[i]), len(scenes[i]["objects"])))
+    # the demo: a question the model answers correctly about a scene with several objects, preferring
+    # kinds whose answer is not in the question (a description, then a colour, a position, ...)
+    pref = ["detail", "colour", "position", "count_colour", "relative", "size", "count_shape", "count"]
+    judged = [(q, instruct.judge(q["stage2"], q["ref"], q["scene_facts"])[0]) for q in ev["questions"]]
+    pick = max((q for q, ok in judged if ok) or ev["questions"][:1],
+               key=lambda q: (len(scenes[q["scene"]]["objects"]) >= 2,
+                              -pref.index(q["sub"]) if q["sub"] in pref else -len(pref),
+                              len(scenes[q["scene"]]["objects"]), -q["scene"]))
+    demo = pick["scene"]
     Image.fromarray(imgs[demo]).save(os.path.join(a.dest, "scene.png"))
     keep = ("scene", "kind", "sub", "q", "ref", "stage2", "stage2_ids", "scene_facts")
     out = {"image_size": s, "per_row": 10, "demo_scene": demo, "caption": scenes[demo]["captions"][0],
@@ -115,6 +120,8 @@ def main():
            "questions": [{k: q[k] for k in keep} for q in ev["questions"]]}
     with open(os.path.join(a.dest, "answers.json"), "w") as f:
         json.dump(out, f, indent=0)
+    with open(os.path.join(a.dest, "demo.txt"), "w") as f:
+        f.write("%s\n%s\n" % (pick["q"], scenes[demo]["captions"][0]))
     print("bundle: demo scene %d: %s" % (demo, scenes[demo]["captions"][0]))
     for q in ev["questions"]:
         if q["scene"] == demo:

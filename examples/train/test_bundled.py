@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.join(SRC, "tests", "reference"))
 
 SYSTEM = ("A chat between a curious human and an artificial intelligence assistant. "
           "The assistant gives helpful, detailed, and polite answers to the human's questions.")
-ACC_FLOOR = 1.0         # percent, all kinds together; the bundled model is weak (see RESULTS.md)
+ACC_FLOOR = 25.0        # percent, all kinds together (PyTorch and C measured 31.6; stage 1 alone: 0)
 
 
 def main():
@@ -49,7 +49,7 @@ def main():
                                        C.POINTER(C.c_size_t)]
     L.llava_lm_token_eos.restype = C.c_int32
     L.llava_lm_token_eos.argtypes = [C.c_void_p]
-    params = c.params(n_ctx=256)
+    params = c.params(n_ctx=256, n_threads=1)   # a 2 MB model: one thread is fastest, and CI has two cores
     lm = c.load_lm(files[0], params)
     vision, proj = c.load_vision(files[1], params), c.load_projector(files[1], params)
     eos = L.llava_lm_token_eos(lm)
