@@ -52,6 +52,18 @@ LLV_INTERNAL void *llv_malloc_aligned(size_t n);
 LLV_INTERNAL void  llv_free_aligned(void *p);
 
 /* Checked arithmetic: return true on overflow (then *r is unspecified). */
+/* double -> float without undefined behaviour: C leaves the conversion of a
+ * finite value outside float's range undefined (hostile weights reach it in
+ * double-accumulated dots); such values become +-inf, NaN stays NaN. */
+static inline float llv_narrow_f64(double v)
+{
+    if (v > 3.4028234663852886e38)
+        return __builtin_inff();
+    if (v < -3.4028234663852886e38)
+        return -__builtin_inff();
+    return (float)v;
+}
+
 static inline bool llv_mul_overflow(size_t a, size_t b, size_t *r) { return __builtin_mul_overflow(a, b, r); }
 static inline bool llv_add_overflow(size_t a, size_t b, size_t *r) { return __builtin_add_overflow(a, b, r); }
 /* a*b*c, all size_t. */

@@ -355,6 +355,14 @@ static int place_tensors(llv_gguf *g, size_t end_of_infos, llv_err *err)
                             printable(t->name, strlen(t->name), NAMEBUF), (unsigned long long)t->offset,
                             t->nbytes, room);
         t->data = g->base + start + t->offset;
+        /* Weights are read in place as float/uint16 (and blocks holding them):
+         * an address that is not 4-byte aligned (general.alignment 1 or 2, or
+         * an in-place buffer at an odd address) would be undefined behaviour. */
+        if ((uintptr_t)t->data % 4 != 0)
+            return llv_fail(err, LLAVA_E_FORMAT,
+                            "tensor '%s': data at byte %zu is not 4-byte aligned (general.alignment %zu%s)",
+                            printable(t->name, strlen(t->name), NAMEBUF), start + (size_t)t->offset, a,
+                            (uintptr_t)g->base % 4 ? ", buffer at an unaligned address" : "");
     }
 
     /* Reject overlapping tensors: sort by offset, compare neighbours. */

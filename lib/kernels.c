@@ -109,7 +109,7 @@ void llv_rmsnorm(float *out, const float *x, const float *weight, int64_t n, flo
     double ss = 0.0;
     for (int64_t i = 0; i < n; i++)
         ss += (double)x[i] * x[i];
-    float scale = 1.0f / sqrtf((float)(ss / (double)n) + eps);
+    float scale = 1.0f / sqrtf(llv_narrow_f64(ss / (double)n) + eps);
     for (int64_t i = 0; i < n; i++)
         out[i] = x[i] * scale * (weight ? weight[i] : 1.0f);
 }

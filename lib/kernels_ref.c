@@ -11,7 +11,7 @@ static float ref_dot_f32(const float *a, const float *b, int64_t n)
     double s = 0.0;
     for (int64_t i = 0; i < n; i++)
         s += (double)a[i] * b[i];
-    return (float)s;
+    return llv_narrow_f64(s);
 }
 
 static float ref_dot_f16(const uint16_t *a, const float *b, int64_t n)
@@ -19,7 +19,7 @@ static float ref_dot_f16(const uint16_t *a, const float *b, int64_t n)
     double s = 0.0;
     for (int64_t i = 0; i < n; i++)
         s += (double)llv_fp16_to_fp32(a[i]) * b[i];
-    return (float)s;
+    return llv_narrow_f64(s);
 }
 
 static float ref_dot_bf16(const uint16_t *a, const float *b, int64_t n)
@@ -27,7 +27,7 @@ static float ref_dot_bf16(const uint16_t *a, const float *b, int64_t n)
     double s = 0.0;
     for (int64_t i = 0; i < n; i++)
         s += (double)llv_bf16_to_fp32(a[i]) * b[i];
-    return (float)s;
+    return llv_narrow_f64(s);
 }
 
 static void ref_axpy_f32(float *y, float a, const float *x, int64_t n)
@@ -56,7 +56,7 @@ static void ref_gemm_packed(const float *x, int64_t ldx, int mr, const float *wp
             double s = 0.0;
             for (int64_t k = 0; k < kc; k++)
                 s += (double)x[i * ldx + k] * wp[k * ldw + j];
-            y[i * ldy + j] += (float)s;
+            y[i * ldy + j] += llv_narrow_f64(s);
         }
 }
 

@@ -71,7 +71,7 @@ void llv_matmul_ref(const llv_weight *w, const float *x, int64_t n_rows, float *
                 for (int64_t k = 0; k < len; k++)
                     acc += (double)row[k] * xm[k0 + k];
             }
-            y[m * w->n_out + o] = (float)acc + (bias ? bias[o] : 0.0f);
+            y[m * w->n_out + o] = llv_narrow_f64(acc) + (bias ? bias[o] : 0.0f);
         }
     }
 }

@@ -24,6 +24,7 @@
 /* Attention as GEMMs needs an n_pos x n_pos score matrix per head; above
  * this many floats (n_pos > 4096) the streaming llv_attention is used. */
 #define GEMM_ATTN_MAX_SCORES ((size_t)1 << 24)
+#define GEMM_ATTN_SLOTS_BUDGET ((size_t)1 << 26) /* floats (256 MiB) for all slots together */
 
 static int force_ref_attention; /* tests: always use llv_attention */
 
@@ -64,6 +65,11 @@ static int bufs_alloc(const llv_vision_hparams *hp, size_t n_images, int n_slots
     if (gemm_attn) {
         n_heads = 4 * rows * hd; /* qh, kh, vt, oh; rows*hd <= nd/n_images, no overflow */
         slot = (n_heads + n_scores + 15) / 16 * 16; /* slots of a multiple of 16 floats */
+        /* one slot per thread, but never more than GEMM_ATTN_SLOTS_BUDGET floats in all
+         * (fewer heads then run at once): many threads on a long sequence must not
+         * turn into a gigabyte of scratch or an E_NOMEM the one-slot path would avoid */
+        if ((size_t)n_slots > GEMM_ATTN_SLOTS_BUDGET / slot)
+            n_slots = (int)LLV_MAX(GEMM_ATTN_SLOTS_BUDGET / slot, (size_t)1);
         if (llv_mul_overflow(slot, (size_t)n_slots, &slots) || llv_add_overflow(total, slots, &total))
             return llv_fail(err, LLAVA_E_NOMEM, "vision: activation buffers are too large");
     }

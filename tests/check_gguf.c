@@ -814,6 +814,35 @@ START_TEST(test_bad_alignment)
     ck_assert_uint_eq(llv_gguf_data_offset(g), b.data_start);
     llv_gguf_close(g);
     gb_free(&b);
+    /* alignment 1 is a power of two, but tensor data must still be 4-byte
+     * aligned to be read in place: of offsets 0..3, exactly one is */
+    int opened = 0;
+    for (uint64_t off = 0; off < 4; off++) {
+        int64_t ne1[1] = { 8 };
+        gb_init(&b);
+        gb_header(&b, 3, 1, 1);
+        gb_str(&b, "general.alignment");
+        gb_u32(&b, LLV_GGUF_UINT32);
+        gb_u32(&b, 1);
+        gb_tensor_info(&b, "t", 1, ne1, 0, off);
+        gb_zeros(&b, 64);
+        uint8_t *copy = llv_malloc_aligned(b.n); /* a 64-byte aligned base */
+        memcpy(copy, b.p, b.n);
+        llv_gguf *g1 = NULL;
+        llv_err err = { 0 };
+        int rc = llv_gguf_open_memory(copy, b.n, 0, &g1, &err);
+        if (rc == LLAVA_OK) {
+            opened++;
+            ck_assert_uint_eq((uintptr_t)llv_gguf_find_tensor(g1, "t")->data % 4, 0);
+            llv_gguf_close(g1);
+        } else {
+            ck_assert_int_eq(rc, LLAVA_E_FORMAT);
+            ck_assert_msg(strstr(err.msg, "not 4-byte aligned") != NULL, "%s", err.msg);
+        }
+        llv_free_aligned(copy);
+        gb_free(&b);
+    }
+    ck_assert_int_eq(opened, 1);
     /* 16 is valid, and then offset 16 is aligned */
     with_alignment(&b, LLV_GGUF_UINT32, 16, 4);
     g = expect_open(&b);

@@ -633,6 +633,24 @@ START_TEST(test_norms_softmax)
 }
 END_TEST
 
+/* Dots accumulate in double; a sum beyond float's range must become +-inf
+ * (C leaves converting it directly undefined; hostile weights can get there). */
+START_TEST(test_narrow_f64)
+{
+    ck_assert(llv_narrow_f64(3.4028234663852886e38) == 3.4028234663852886e38f);
+    ck_assert(isinf(llv_narrow_f64(3.5e38)) && llv_narrow_f64(3.5e38) > 0);
+    ck_assert(isinf(llv_narrow_f64(-1e300)) && llv_narrow_f64(-1e300) < 0);
+    ck_assert(isnan(llv_narrow_f64(NAN)));
+    ck_assert(llv_narrow_f64(-2.5) == -2.5f);
+    /* the plain F16 dot: 4 x 65504 x 1e36 = 2.6e41 */
+    const llv_kernel_ops *ops = llv_kernel_ops_ref();
+    uint16_t w[4] = {0x7BFF, 0x7BFF, 0x7BFF, 0x7BFF};
+    float x[4] = {1e36f, 1e36f, 1e36f, 1e36f};
+    float d = ops->dot_f16(w, x, 4);
+    ck_assert(isinf(d) && d > 0);
+}
+END_TEST
+
 START_TEST(test_activations)
 {
   for (int refmode = 0; refmode < 2; refmode++) {
@@ -868,6 +886,7 @@ static Suite *kernels_suite(void)
     tcase_add_test(tc, test_matmul_group);
     tcase_add_test(tc, test_matmul_forced_reference);
     tcase_add_test(tc, test_norms_softmax);
+    tcase_add_test(tc, test_narrow_f64);
     tcase_add_test(tc, test_activations);
     tcase_add_test(tc, test_rope_hand);
     tcase_add_test(tc, test_rope_recurrence);
