@@ -248,7 +248,10 @@ static int run_ttft(child_ctx *c)
         double t2 = bench_now();
         if (rc == LLAVA_OK) rc = llava_sample(c->session, &tok);
         double t3 = bench_now();
-        if (rc != LLAVA_OK) return report_error("ttft", rc, c->session, NULL);
+        if (rc != LLAVA_OK) {
+            llava_free_embed(e);
+            return report_error("ttft", rc, c->session, NULL);
+        }
         printf("run %d %.9f %.9f %.9f %.9f\n", r, t3 - t0, t1 - t0, t2 - t1, t3 - t2);
         printf("tokens %d\nimage_tokens %d\nembed_width %d\nquestion_tokens %d\n",
                (int)llava_session_position(c->session), (int)llava_embed_n_tokens(e), (int)llava_embed_n_embd(e),

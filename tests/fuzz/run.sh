@@ -54,7 +54,16 @@ run_one() {
     grep -m3 -E 'ERROR|check failed|SUMMARY|libFuzzer: ' "$out/$h.log" | sed 's/^/    /'
     # The input, so that a CI log is enough to make it a regression file.
     for a in "$out/artifacts/$h/"*; do
-      [ -f "$a" ] && { echo "    input $(basename "$a") (hex):"; od -An -tx1 -v "$a" | head -n 64 | sed 's/^/     /'; }
+      [ -f "$a" ] || continue
+      if [ "$(wc -c < "$a")" -le 65536 ]; then
+        # whole input, so that the log alone is enough for a regression file:
+        #   base64 -d > tests/fuzz/regressions/<harness>/<name>
+        echo "    input $(basename "$a") ($(wc -c < "$a") bytes, base64):"
+        base64 -w 76 "$a" | sed 's/^/     /'
+      else
+        echo "    input $(basename "$a") ($(wc -c < "$a") bytes; first 1 KiB, hex):"
+        od -An -tx1 -v "$a" | head -n 64 | sed 's/^/     /'
+      fi
     done
     return 1
   fi
