@@ -20,15 +20,18 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels_avx2_inline.h"
+
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
-#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
 
 /* Lanes [0, r) set, r in 0..8. */
 static const int32_t mask_table[16] = { -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0 };
 
 AVX2_INLINE __m256i tail_mask(int64_t r) { return _mm256_loadu_si256((const __m256i *)(mask_table + 8 - r)); }
 
-AVX2_INLINE float hsum(__m256 v)
+/* Sum of 8 lanes as (l0+l4 + l1+l5) + (l2+l6 + l3+l7): the f32 kernels' order,
+ * kept apart from hsum() so their results stay bit-for-bit as before. */
+AVX2_INLINE float hsum_f32(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     __m128 sh = _mm_movehdup_ps(s);
@@ -77,7 +80,7 @@ static AVX2 float avx2_dot_f32(const float *a, const float *b, int64_t n)
         __m256i m = tail_mask(n - i);
         s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), s1);
     }
-    return hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    return hsum_f32(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
 }
 
 static AVX2 float avx2_dot_f16(const uint16_t *a, const float *b, int64_t n)
@@ -94,7 +97,7 @@ static AVX2 float avx2_dot_f16(const uint16_t *a, const float *b, int64_t n)
         s0 = _mm256_fmadd_ps(load_f16(a + i), _mm256_loadu_ps(b + i), s0);
     if (i < n)
         s1 = _mm256_fmadd_ps(load_f16_tail(a + i, n - i), _mm256_maskload_ps(b + i, tail_mask(n - i)), s1);
-    return hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    return hsum_f32(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
 }
 
 static AVX2 float avx2_dot_bf16(const uint16_t *a, const float *b, int64_t n)
@@ -111,7 +114,7 @@ static AVX2 float avx2_dot_bf16(const uint16_t *a, const float *b, int64_t n)
         s0 = _mm256_fmadd_ps(load_bf16(a + i), _mm256_loadu_ps(b + i), s0);
     if (i < n)
         s1 = _mm256_fmadd_ps(load_bf16_tail(a + i, n - i), _mm256_maskload_ps(b + i, tail_mask(n - i)), s1);
-    return hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    return hsum_f32(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
 }
 
 static AVX2 void avx2_axpy_f32(float *y, float a, const float *x, int64_t n)
@@ -247,12 +250,6 @@ static AVX2 void avx2_swiglu(float *out, const float *gate, const float *up, int
 
 /* ---- dequantization ------------------------------------------------------ */
 
-AVX2_INLINE float h2f(const uint8_t *p)
-{
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
 /* 8 bytes at p zero-extended to int32 lanes. */
 AVX2_INLINE __m256i u8x8(const uint8_t *p)
 {

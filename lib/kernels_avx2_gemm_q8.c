@@ -24,23 +24,9 @@
 #include <immintrin.h>
 #include <string.h>
 
-#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+#include "kernels_avx2_inline.h"
+
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
-
-AVX2_INLINE float h2f(const uint8_t *p)
-{
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
-
-AVX2_INLINE float hsum(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 AVX2_INLINE float hsum128(__m128 s)
 {
