@@ -21,9 +21,7 @@
 
 #include <math.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "threadpool.h"
 
 #define KEY_CHUNK 64      /* scores computed per step */
 #define ACC_SLICE 512     /* head dims accumulated per pass (larger heads take several) */
@@ -235,6 +233,63 @@ static void attend_block(const attn_args *a, const float *q, int64_t q_stride, f
     }
 }
 
+typedef struct {
+    const attn_args *a;
+    float *out;
+    int64_t out_stride;
+    const float *q;
+    int64_t q_stride, n_q, n_kv;
+    int n_head, group;
+    bool causal;
+    int64_t q_pos0;
+    float *scratch;
+    size_t per;
+} blocked_job;
+
+static void blocked_item(void *ctx, int64_t it, int slot)
+{
+    const blocked_job *j = ctx;
+    const int64_t n_qb = (j->n_q + QB - 1) / QB;
+    /* late query blocks first: under a causal mask they are the longest */
+    const int64_t b = n_qb - 1 - it / j->n_head;
+    const int h = (int)(it % j->n_head);
+    const int64_t i0 = b * QB;
+    const int qb = (int)LLV_MIN(QB, j->n_q - i0);
+    attend_block(j->a, j->q, j->q_stride, j->out, j->out_stride, h, h / j->group, i0, qb, j->n_kv, j->causal,
+                 j->q_pos0, j->scratch + (size_t)slot * j->per);
+}
+
+/* One query row x one head per item, in runs of 4 items. */
+typedef struct {
+    const attn_args *a;
+    float *out;
+    int64_t out_stride;
+    const float *q;
+    int64_t q_stride, n_items, n_kv;
+    int n_head, group, head_dim;
+    bool causal;
+    int64_t q_pos0;
+} row_job;
+
+#define ROW_RUN 4
+
+static void row_item(void *ctx, int64_t run, int slot)
+{
+    const row_job *j = ctx;
+    (void)slot;
+    const int64_t end = LLV_MIN((run + 1) * ROW_RUN, j->n_items);
+    for (int64_t it = run * ROW_RUN; it < end; it++) {
+        const int64_t i = it / j->n_head;
+        const int h = (int)(it % j->n_head);
+        int64_t n_keys = j->n_kv;
+        if (j->causal)
+            n_keys = LLV_MAX(0, LLV_MIN(j->n_kv, j->q_pos0 + i + 1));
+        const float *qi = j->q + i * j->q_stride + (int64_t)h * j->head_dim;
+        float *oi = j->out + i * j->out_stride + (int64_t)h * j->head_dim;
+        attend_row(j->a, qi, h / j->group, n_keys, oi);
+    }
+}
+
 /* Returns false if the scratch cannot be allocated (caller streams instead). */
 static bool attention_blocked(const attn_args *a, float *out, int64_t out_stride, const float *q, int64_t q_stride,
                               int64_t n_q, int64_t n_kv, int n_head, int group, bool causal, int64_t q_pos0,
@@ -249,23 +304,8 @@ static bool attention_blocked(const attn_args *a, float *out, int64_t out_stride
     float *scratch = llv_malloc_aligned(total);
     if (!scratch)
         return false;
-    LLV_OMP(parallel num_threads(n_threads))
-    {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
-        LLV_OMP(for schedule(dynamic, 1))
-        for (int64_t it = 0; it < n_items; it++) {
-            /* late query blocks first: under a causal mask they are the longest */
-            int64_t b = n_qb - 1 - it / n_head;
-            int h = (int)(it % n_head);
-            int64_t i0 = b * QB;
-            int qb = (int)LLV_MIN(QB, n_q - i0);
-            attend_block(a, q, q_stride, out, out_stride, h, h / group, i0, qb, n_kv, causal, q_pos0,
-                         scratch + (size_t)tid * per);
-        }
-    }
+    blocked_job job = { a, out, out_stride, q, q_stride, n_q, n_kv, n_head, group, causal, q_pos0, scratch, per };
+    llv_parallel_for(n_items, n_threads, blocked_item, &job);
     llv_free_aligned(scratch);
     return true;
 }
@@ -285,15 +325,7 @@ void llv_attention(float *out, int64_t out_stride, const float *q, int64_t q_str
         attention_blocked(&a, out, out_stride, q, q_stride, n_q, n_kv, n_head, group > 0 ? group : 1, causal,
                           q_pos0, n_threads))
         return;
-    LLV_OMP(parallel for schedule(dynamic, 4) num_threads(n_threads))
-    for (int64_t it = 0; it < n_items; it++) {
-        int64_t i = it / n_head;
-        int h = (int)(it % n_head);
-        int64_t n_keys = n_kv;
-        if (causal)
-            n_keys = LLV_MAX(0, LLV_MIN(n_kv, q_pos0 + i + 1));
-        const float *qi = q + i * q_stride + (int64_t)h * head_dim;
-        float *oi = out + i * out_stride + (int64_t)h * head_dim;
-        attend_row(&a, qi, h / (group > 0 ? group : 1), n_keys, oi);
-    }
+    row_job job = { &a, out, out_stride, q, q_stride, n_items, n_kv, n_head, group > 0 ? group : 1, head_dim,
+                    causal, q_pos0 };
+    llv_parallel_for((n_items + ROW_RUN - 1) / ROW_RUN, n_threads, row_item, &job);
 }

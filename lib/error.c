@@ -6,10 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-#include <unistd.h>
+
+#include "threadpool.h"
 
 int llv_vfail(llv_err *e, int code, const char *fmt, va_list ap)
 {
@@ -77,9 +75,7 @@ static bool llv_alloc_should_fail(void)
 {
     if (llv_alloc_fail_at < 0)
         return false;
-    long n;
-#pragma omp atomic capture
-    n = llv_alloc_count++;
+    long n = __atomic_fetch_add(&llv_alloc_count, 1, __ATOMIC_RELAXED);
     return n == llv_alloc_fail_at;
 }
 
@@ -138,11 +134,6 @@ void llv_free_aligned(void *p)
 int llv_resolve_threads(int64_t n)
 {
     if (n > 0)
-        return n > 1024 ? 1024 : (int)n;
-#ifdef _OPENMP
-    int procs = omp_get_num_procs();
-#else
-    long procs = sysconf(_SC_NPROCESSORS_ONLN);
-#endif
-    return procs > 0 ? (int)LLV_MIN(procs, 1024) : 1;
+        return n > LLV_POOL_MAX_THREADS ? LLV_POOL_MAX_THREADS : (int)n;
+    return LLV_MIN(llv_cpu_count(), LLV_POOL_MAX_THREADS);
 }

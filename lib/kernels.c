@@ -9,9 +9,6 @@
 #include "kernels_impl.h"
 
 #include <math.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 /* ---- dispatch -------------------------------------------------------- */
 
@@ -62,26 +59,6 @@ const llv_kernel_ops *llv_ops(void)
 const char *llv_kernels_isa(void) { return llv_ops()->isa; }
 
 void llv_kernels_force_reference(int on) { __atomic_store_n(&force_ref, on ? 1 : 0, __ATOMIC_RELAXED); }
-
-/* ---- parallel loop ---------------------------------------------------- */
-
-void llv_parallel_for(int64_t n, int n_threads, void (*fn)(void *ctx, int64_t i, int slot), void *ctx)
-{
-    if (n_threads > n)
-        n_threads = (int)n;
-    if (n_threads < 1)
-        n_threads = 1;
-    LLV_OMP(parallel num_threads(n_threads))
-    {
-        int slot = 0;
-#ifdef _OPENMP
-        slot = omp_get_thread_num();
-#endif
-        LLV_OMP(for schedule(dynamic, 1))
-        for (int64_t i = 0; i < n; i++)
-            fn(ctx, i, slot);
-    }
-}
 
 /* ---- weights --------------------------------------------------------- */
 

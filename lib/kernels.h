@@ -14,6 +14,7 @@
 
 #include "common.h"
 #include "quant.h"
+#include "threadpool.h"   /* llv_parallel_for */
 
 /* A weight matrix view (usually pointing into the GGUF mapping). */
 typedef struct llv_weight {
@@ -76,12 +77,6 @@ LLV_INTERNAL void llv_attention(float *out, int64_t out_stride,
                                 const void *k, const void *v, int kv_type, int64_t kv_stride, int64_t n_kv,
                                 int n_head, int n_head_kv, int head_dim, float scale,
                                 bool causal, int64_t q_pos0, int n_threads);
-
-/* Run fn(ctx, i, slot) for i in [0, n) on up to n_threads threads (dynamic,
- * one item at a time); slot < min(n_threads, n) names the calling thread,
- * for per-thread scratch. For callers outside the kernel files that have
- * independent items (e.g. attention heads) and no OpenMP of their own. */
-LLV_INTERNAL void llv_parallel_for(int64_t n, int n_threads, void (*fn)(void *ctx, int64_t i, int slot), void *ctx);
 
 /* CPU features picked at run time: "scalar", "avx2", "avx512", "neon". */
 LLV_INTERNAL const char *llv_kernels_isa(void);

@@ -6,7 +6,8 @@
  * d_w*d_x*sum_int to an f32 accumulator.
  *
  * Byte products use vpmaddubsw (unsigned x signed -> pairwise int16 sums):
- *  - Q4_0/Q8_0: signed weights, so |w| x sign(x, w) (the usual sign trick);
+ *  - Q8_0, Q5_0: signed weights, so |w| x sign(x, w) (the usual sign trick);
+ *  - Q4_0: the unsigned codes, minus 8 * the activation sums (see below);
  *  - K types: the unsigned codes (0..15, 0..31, 0..63) directly, with the
  *    offsets (Q4_K/Q5_K min, Q6_K's -32) applied through the Q8_K bsums.
  * Largest int16 pair sum: 2*63*128 = 16128 (Q6_K), no saturation.
@@ -20,6 +21,12 @@
 #include <string.h>
 
 #include "kernels_avx2_inline.h"
+
+/* Software prefetch distance (bytes ahead in the weight row, which runs on
+ * into the next rows: a GEMV reads rows in order). The hardware prefetcher
+ * alone left a single-threaded Q4_0 GEMV from DRAM at ~11-13 GB/s; ~4 KiB
+ * ahead gave 14-15.5 (2-8 KiB alike; measured on the 2-core EPYC VM). */
+#define Q8_PREFETCH 4096
 
 /* 64-byte aligned: the block dots are single hot loops whose speed moved by
  * ~7% with their placement (Q4_K GEMV, measured). */
@@ -40,46 +47,19 @@ AVX2_INLINE __m256i dot_s8(__m256i w, __m256i x)
     return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
 }
 
-/* Q4_0 block: 16 bytes of nibbles -> 32 signed values (-8..7) in element order. */
-AVX2_INLINE __m256i unpack_q4_0(const uint8_t *qs)
-{
-    __m128i v = _mm_loadu_si128((const __m128i *)qs);
-    __m256i b = _mm256_set_m128i(_mm_srli_epi16(v, 4), v);
-    return _mm256_sub_epi8(_mm256_and_si256(b, _mm256_set1_epi8(15)), _mm256_set1_epi8(8));
-}
-
-/* Q8_0 activation block: d f16 @0, qs @2 (34 bytes). Two accumulators
- * (even/odd blocks) keep two FMA chains in flight. */
-AVX2_INLINE __m256 q4_0_block(const uint8_t *w, const uint8_t *x, __m256 acc)
-{
-    __m256i p = dot_s8(unpack_q4_0(w + 2), _mm256_loadu_si256((const __m256i *)(x + 2)));
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(h2f(w) * h2f(x)), acc);
-}
-
 AVX2_INLINE __m256 q8_0_block(const uint8_t *w, const uint8_t *x, __m256 acc)
 {
     __m256i p = dot_s8(_mm256_loadu_si256((const __m256i *)(w + 2)), _mm256_loadu_si256((const __m256i *)(x + 2)));
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(h2f(w) * h2f(x)), acc);
 }
 
-static AVX2 float dot_q4_0_q8_0(const uint8_t *w, const uint8_t *x, int64_t nb)
-{
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2, w += 36, x += 68) {
-        a0 = q4_0_block(w, x, a0);
-        a1 = q4_0_block(w + 18, x + 34, a1);
-    }
-    if (i < nb)
-        a0 = q4_0_block(w, x, a0);
-    return hsum(_mm256_add_ps(a0, a1));
-}
-
+/* Two accumulators (even/odd blocks) keep two FMA chains in flight. */
 static AVX2 float dot_q8_0_q8_0(const uint8_t *w, const uint8_t *x, int64_t nb)
 {
     __m256 a0 = _mm256_setzero_ps(), a1 = a0;
     int64_t i = 0;
     for (; i + 2 <= nb; i += 2, w += 68, x += 68) {
+        _mm_prefetch((const char *)w + Q8_PREFETCH, _MM_HINT_T0);
         a0 = q8_0_block(w, x, a0);
         a1 = q8_0_block(w + 34, x + 34, a1);
     }
@@ -88,72 +68,170 @@ static AVX2 float dot_q8_0_q8_0(const uint8_t *w, const uint8_t *x, int64_t nb)
     return hsum(_mm256_add_ps(a0, a1));
 }
 
-/* ---- Q4_0 GEMV with per-row side data ----------------------------------
- * The activation row is shared by every weight row of a GEMV, so what only
- * depends on it is computed once (q8_side): its block scales as f32 and,
- * per block, 8 * the sums of its int8 codes over the 4-byte groups that
- * vpmaddwd sums into each int32 lane. Then the weight codes can stay
- * unsigned (0..15): per lane, sum (q-8)*x = sum q*x - 8*sum x, without the
- * two vpsignb of the sign trick, the -8 and one half->float conversion per
- * block. Same integer per lane, same scale product and the same two
- * accumulators as dot_q4_0_q8_0, so the result is bit-identical. */
+/* ---- Q4_0 (18-byte blocks: d f16 @0, 16 bytes of nibbles @2) ------------
+ * Blocks go in pairs A = 2j, B = 2j+1. One register holds A's 16 code bytes
+ * in its low half and B's in its high half: & 15 gives the low nibbles
+ * (elements 0-15 of A | of B), >> 4 & 15 the high ones (elements 16-31).
+ * The activation pair is arranged alike, xlo = [xA 0-15 | xB 0-15] and
+ * xhi = [xA 16-31 | xB 16-31]; the two vpmaddubsw int16 results are added
+ * (|sum| <= 2 * 2*15*127 = 7620, no saturation) and one vpmaddwd gives
+ * int32 lane l < 4 = sum over A's elements 4l..4l+3 and 16+4l..16+4l+3,
+ * lanes 4-7 the same for B. The codes stay unsigned (0..15):
+ * sum (q-8)*x = sum q*x - 8*sum x, the 8*sum x lanes come with the
+ * activation. Then one convert and one FMA per pair, with the scale
+ * products [dwA*dxA x4 | dwB*dxB x4]; the four weight scales of two pairs
+ * are gathered in a general register and converted at once.
+ *
+ * The arranged activation (q40_pair) depends only on the activation row:
+ * the GEMV computes it once per token as side data (q8_side); dot_q8
+ * arranges 64-block chunks on the stack and runs the same kernel, so both
+ * give the same bits. An odd last block is a pair with a zero B (zero
+ * codes, zero activation and scale: its lanes add exactly 0).
+ * Accumulators: pairs 0, 2, 4, ... of every group of four blocks go to a0,
+ * the others to a1; a final pair to a0, a final single block to a1. */
 
-typedef struct q40_side {
-    float   d;      /* the activation block's scale */
-    int32_t s8[8];  /* 8 * sum of x[4l..4l+3] */
-} q40_side;
+typedef struct q40_pair {
+    int8_t  lo[32], hi[32]; /* [xA 0-15 | xB 0-15], [xA 16-31 | xB 16-31] */
+    int32_t s8[8];          /* 8 * the sums of the lanes' activation values */
+} q40_pair;
 
-static AVX2 void llv_avx2_q8_side_q4_0(const uint8_t *x, int64_t nb, q40_side *sd)
+/* Side data of a row of nb blocks: the activation scales as f32 (zero padded
+ * to a multiple of 8), then (nb+1)/2 q40_pair. */
+static size_t q40_side_bytes(int64_t nb)
 {
-    for (int64_t i = 0; i < nb; i++, x += 34) {
-        sd[i].d = h2f(x);
-        __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(8),
-                                                           _mm256_loadu_si256((const __m256i *)(x + 2))),
-                                      _mm256_set1_epi16(1));
-        _mm256_storeu_si256((__m256i *)sd[i].s8, s);
+    return (size_t)((nb + 7) / 8 * 8) * sizeof(float) + (size_t)((nb + 1) / 2) * sizeof(q40_pair);
+}
+
+static AVX2 void q40_arrange(const uint8_t *x, int64_t nb, float *d, q40_pair *pr)
+{
+    for (int64_t i = 0; i < (nb + 7) / 8 * 8; i++)
+        d[i] = i < nb ? h2f(x + 34 * i) : 0.0f;
+    const __m256i eight = _mm256_set1_epi8(8), ones = _mm256_set1_epi16(1);
+    for (int64_t j = 0; 2 * j < nb; j++, pr++) {
+        const uint8_t *xa = x + 68 * j;
+        __m256i a = _mm256_loadu_si256((const __m256i *)(xa + 2));
+        __m256i b = 2 * j + 1 < nb ? _mm256_loadu_si256((const __m256i *)(xa + 36)) : _mm256_setzero_si256();
+        __m256i lo = _mm256_permute2x128_si256(a, b, 0x20), hi = _mm256_permute2x128_si256(a, b, 0x31);
+        _mm256_storeu_si256((__m256i *)pr->lo, lo);
+        _mm256_storeu_si256((__m256i *)pr->hi, hi);
+        __m256i s = _mm256_add_epi16(_mm256_maddubs_epi16(eight, lo), _mm256_maddubs_epi16(eight, hi));
+        _mm256_storeu_si256((__m256i *)pr->s8, _mm256_madd_epi16(s, ones));
     }
+}
+
+/* int32 lanes of a pair (wb NULL: a single block A). */
+AVX2_INLINE __m256i q40_pair_int(const uint8_t *wa, const uint8_t *wb, const q40_pair *pr)
+{
+    __m128i a = _mm_loadu_si128((const __m128i *)(wa + 2));
+    __m256i v = wb ? _mm256_inserti128_si256(_mm256_castsi128_si256(a), _mm_loadu_si128((const __m128i *)(wb + 2)), 1)
+                   : _mm256_zextsi128_si256(a);
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)pr->lo)),
+                                   _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)pr->hi)));
+    return _mm256_sub_epi32(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)),
+                            _mm256_loadu_si256((const __m256i *)pr->s8));
+}
+
+AVX2_INLINE uint64_t ld16(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return h;
+}
+
+/* The weight scales of k <= 4 consecutive blocks at w (stride 18) as f32
+ * lanes 0..k-1 (zeros above). */
+AVX2_INLINE __m128 q40_wscales(const uint8_t *w, int k)
+{
+    uint64_t h = ld16(w);
+    if (k > 1) h |= ld16(w + 18) << 16;
+    if (k > 2) h |= ld16(w + 36) << 32;
+    if (k > 3) h |= ld16(w + 54) << 48;
+    return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)h));
+}
+
+/* [s[2p] x4 | s[2p+1] x4] */
+AVX2_INLINE __m256 q40_spread(__m128 s, int p)
+{
+    const __m256i idx = p ? _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3) : _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(s), idx);
+}
+
+/* One weight row against an arranged activation: accumulates blocks
+ * [0, nb) into *a0, *a1. */
+AVX2_INLINE void q40_row(const uint8_t *w, const float *d, const q40_pair *pr, int64_t nb, __m256 *a0, __m256 *a1)
+{
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4, pr += 2, w += 72) {
+        _mm_prefetch((const char *)w + Q8_PREFETCH, _MM_HINT_T0);
+        __m128 s = _mm_mul_ps(q40_wscales(w, 4), _mm_loadu_ps(d + i));
+        *a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q40_pair_int(w, w + 18, pr)), q40_spread(s, 0), *a0);
+        *a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q40_pair_int(w + 36, w + 54, pr + 1)), q40_spread(s, 1), *a1);
+    }
+    if (i + 2 <= nb) {
+        __m128 s = _mm_mul_ps(q40_wscales(w, 2), _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(d + i))));
+        *a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q40_pair_int(w, w + 18, pr)), q40_spread(s, 0), *a0);
+        i += 2;
+        pr++;
+        w += 36;
+    }
+    if (i < nb) { /* d[i+1] is padding (0): the empty B half gets scale 0 */
+        __m128 s = _mm_mul_ps(q40_wscales(w, 1), _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(d + i))));
+        *a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q40_pair_int(w, NULL, pr)), q40_spread(s, 0), *a1);
+    }
+}
+
+static AVX2 float dot_q4_0_side(const uint8_t *w, const void *side, int64_t nb)
+{
+    const float *d = side;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    q40_row(w, d, (const q40_pair *)(d + (nb + 7) / 8 * 8), nb, &a0, &a1);
+    return hsum(_mm256_add_ps(a0, a1));
+}
+
+/* Without side data: arrange 64-block chunks on the stack (a multiple of 4
+ * blocks, so the pairing and accumulators are those of the whole row). */
+#define Q40_CHUNK 64
+static AVX2 float dot_q4_0_q8_0(const uint8_t *w, const uint8_t *x, int64_t nb)
+{
+    float d[Q40_CHUNK] __attribute__((aligned(32)));
+    q40_pair pr[Q40_CHUNK / 2] __attribute__((aligned(32)));
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    for (int64_t c = 0; c < nb; c += Q40_CHUNK) {
+        int64_t nc = LLV_MIN(Q40_CHUNK, nb - c);
+        q40_arrange(x + 34 * c, nc, d, pr);
+        q40_row(w + 18 * c, d, pr, nc, &a0, &a1);
+    }
+    return hsum(_mm256_add_ps(a0, a1));
 }
 
 size_t llv_avx2_q8_side_bytes(int type, int64_t n)
 {
-    return type == LLV_TYPE_Q4_0 ? (size_t)(n / 32) * sizeof(q40_side) : 0;
+    return type == LLV_TYPE_Q4_0 ? q40_side_bytes(n / 32) : 0;
 }
 
 void llv_avx2_q8_side(int type, const void *xq, int64_t n, void *side)
 {
     if (type != LLV_TYPE_Q4_0)
         return;
-    llv_avx2_q8_side_q4_0(xq, n / 32, side);
-}
-
-AVX2_INLINE __m256 q4_0_block_side(const uint8_t *w, const uint8_t *x, const q40_side *sd, __m256 acc)
-{
-    __m128i v = _mm_loadu_si128((const __m128i *)(w + 2));
-    __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(15));
-    __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)(x + 2))),
-                                  _mm256_set1_epi16(1));
-    p = _mm256_sub_epi32(p, _mm256_loadu_si256((const __m256i *)sd->s8));
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(h2f(w) * sd->d), acc);
-}
-
-static AVX2 float dot_q4_0_side(const uint8_t *w, const uint8_t *x, const q40_side *sd, int64_t nb)
-{
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2, w += 36, x += 68, sd += 2) {
-        a0 = q4_0_block_side(w, x, sd, a0);
-        a1 = q4_0_block_side(w + 18, x + 34, sd + 1, a1);
-    }
-    if (i < nb)
-        a0 = q4_0_block_side(w, x, sd, a0);
-    return hsum(_mm256_add_ps(a0, a1));
+    int64_t nb = n / 32;
+    q40_arrange(xq, nb, side, (q40_pair *)((float *)side + (nb + 7) / 8 * 8));
 }
 
 float llv_avx2_dot_q8_side(int type, const void *w, const void *xq, const void *side, int64_t n)
 {
     if (type == LLV_TYPE_Q4_0)
-        return dot_q4_0_side(w, xq, side, n / 32);
+        return dot_q4_0_side(w, side, n / 32);
     return llv_avx2_dot_q8(type, w, xq, n);
+}
+
+/* Prefetch one line per 64 bytes from p on: called once per block of
+ * `bytes` bytes, consecutive calls cover the whole row. */
+AVX2_INLINE void prefetch_lines(const uint8_t *p, int bytes)
+{
+    for (int off = 0; off < bytes; off += 64)
+        _mm_prefetch((const char *)p + off, _MM_HINT_T0);
 }
 
 /* Q8_K activation block: d f32 @0, qs[256] @4, bsums int16[16] @260. */
@@ -233,8 +311,10 @@ static AVX2 float dot_q4_k_q8_k(const uint8_t *w, const uint8_t *x, int64_t nb)
 {
     __m256 acc = _mm256_setzero_ps();
     float mins = 0.0f;
-    for (int64_t i = 0; i < nb; i++, w += 144, x += 292)
+    for (int64_t i = 0; i < nb; i++, w += 144, x += 292) {
+        prefetch_lines(w + Q8_PREFETCH, 144);
         acc = dot_k45_block(w, NULL, w + 16, x, acc, &mins);
+    }
     return hsum(acc) - mins;
 }
 
@@ -242,8 +322,10 @@ static AVX2 float dot_q5_k_q8_k(const uint8_t *w, const uint8_t *x, int64_t nb)
 {
     __m256 acc = _mm256_setzero_ps();
     float mins = 0.0f;
-    for (int64_t i = 0; i < nb; i++, w += 176, x += 292)
+    for (int64_t i = 0; i < nb; i++, w += 176, x += 292) {
+        prefetch_lines(w + Q8_PREFETCH, 176);
         acc = dot_k45_block(w, w + 16, w + 48, x, acc, &mins);
+    }
     return hsum(acc) - mins;
 }
 
@@ -253,6 +335,7 @@ static AVX2 float dot_q6_k_q8_k(const uint8_t *w, const uint8_t *x, int64_t nb)
     __m256 acc = _mm256_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
     for (int64_t i = 0; i < nb; i++, w += 210, x += 292) {
+        prefetch_lines(w + Q8_PREFETCH, 210);
         const uint8_t *ql = w, *qh = w + 128, *xq = x + 4;
         const int8_t *scales = (const int8_t *)(w + 192);
         __m256i isum = _mm256_setzero_si256();
@@ -521,6 +604,22 @@ float llv_avx2_dot_q8(int type, const void *w, const void *xq, int64_t n)
     case LLV_TYPE_Q6_K: return dot_q6_k_q8_k(w, xq, n / 256);
     default: return 0.0f;
     }
+}
+
+/* out[r] = dot_q8_side(type, w + r*wrb, xq, side, n) for r < nr, bit for bit;
+ * types with a multi-row kernel load each activation block once for up to
+ * four weight rows. */
+void llv_avx2_dot_q8_rows(int type, const void *w, size_t wrb, int nr, const void *xq, const void *side, int64_t n,
+                          float *out)
+{
+    const uint8_t *wp = w;
+    if (type == LLV_TYPE_Q4_0) {
+        for (int r = 0; r < nr; r++)
+            out[r] = dot_q4_0_side(wp + (size_t)r * wrb, side, n / 32);
+        return;
+    }
+    for (int r = 0; r < nr; r++)
+        out[r] = llv_avx2_dot_q8(type, wp + (size_t)r * wrb, xq, n);
 }
 
 #else /* not x86: nothing to build (keep the translation unit non-empty) */

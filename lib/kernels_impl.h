@@ -82,6 +82,13 @@ typedef struct llv_kernel_ops {
     size_t (*q8_side_bytes)(int type, int64_t n);
     void (*q8_side)(int type, const void *xq, int64_t n, void *side);
     float (*dot_q8_side)(int type, const void *w, const void *xq, const void *side, int64_t n);
+    /* Several weight rows against one activation row (the GEMV inner step):
+     *   out[r] = dot_q8_side(type, w + r*wrb, xq, side, n)   r < nr (any nr >= 0)
+     * bit for bit (side as filled by q8_side; ignored, may be NULL, when
+     * q8_side_bytes is 0). Fast versions load each activation block once per
+     * group of weight rows. NULL: matmul loops over dot_q8_side / dot_q8. */
+    void (*dot_q8_rows)(int type, const void *w, size_t wrb, int nr, const void *xq, const void *side, int64_t n,
+                        float *out);
     /* Integer GEMM tile (prefill), for the weight types gemm_q8_has() accepts:
      *   y[c*ldy + r] = sum_k w_r[k] * xq_c[k]   r < nr <= LLV_Q8_TILE_R, c < nc <= LLV_Q8_TILE_C
      * with w_r = w + r*wrb (weight rows) and xq_c = xq + c*xrb (activation
@@ -109,6 +116,8 @@ LLV_INTERNAL void llv_avx2_quantize_q8(int type, const float *x, void *dst, int6
 LLV_INTERNAL size_t llv_avx2_q8_side_bytes(int type, int64_t n);
 LLV_INTERNAL void llv_avx2_q8_side(int type, const void *xq, int64_t n, void *side);
 LLV_INTERNAL float llv_avx2_dot_q8_side(int type, const void *w, const void *xq, const void *side, int64_t n);
+LLV_INTERNAL void llv_avx2_dot_q8_rows(int type, const void *w, size_t wrb, int nr, const void *xq, const void *side,
+                                      int64_t n, float *out);
 /* Its integer GEMM tiles (kernels_avx2_gemm_q8.c; x86 only). */
 LLV_INTERNAL bool llv_avx2_gemm_q8_has(int type);
 LLV_INTERNAL void llv_avx2_gemm_q8(int type, const void *w, size_t wrb, int nr, const void *xq, size_t xrb,

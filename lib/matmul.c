@@ -38,11 +38,11 @@
 
 #include <string.h>
 #ifdef _OPENMP
-#include <omp.h>
 #endif
 
 #define GEMV_MAX_ROWS 4   /* up to this many rows use the GEMV driver */
 #define GEMV_CHUNK 256    /* dequantization chunk of the GEMV driver */
+#define GEMV_TILE 4       /* weight rows per multi-row dot of the integer GEMV */
 #define PANEL_N 48        /* weight rows per GEMM panel (multiple of LLV_GEMM_PNR) */
 #define KC 512            /* K chunk of the GEMM (multiple of 256) */
 
@@ -164,48 +164,107 @@ static void q8_rows_fill(const llv_kernel_ops *ops, const q8_rows *q, const floa
     }
 }
 
-/* y[m][o] for weight row o of q->w and all rows m. */
-static inline void q8_rows_dot(const llv_kernel_ops *ops, const q8_rows *q, const uint8_t *buf, int64_t o,
+/* y[m][o0 + r] for weight rows o0 + r (r < nr <= GEMV_TILE) of q->w and all
+ * rows m: the ISA's multi-row dot when it has one (each activation block is
+ * loaded once per tile), else one dot per weight row (same bits). */
+static inline void q8_rows_dot(const llv_kernel_ops *ops, const q8_rows *q, const uint8_t *buf, int64_t o0, int nr,
                                int64_t n_rows, float *y, const float *bias)
 {
     const llv_weight *w = q->w;
+    float d[GEMV_TILE];
     for (int64_t m = 0; m < n_rows; m++) {
         const uint8_t *xm = buf + q->off + (size_t)m * q->xrb;
-        float d = q->sb ? ops->dot_q8_side(w->type, wrow(w, o), xm, buf + q->side_off + (size_t)m * q->sb, w->n_in)
-                        : ops->dot_q8(w->type, wrow(w, o), xm, w->n_in);
-        y[m * w->n_out + o] = d + (bias ? bias[o] : 0.0f);
+        const uint8_t *side = q->sb ? buf + q->side_off + (size_t)m * q->sb : NULL;
+        if (ops->dot_q8_rows)
+            ops->dot_q8_rows(w->type, wrow(w, o0), w->row_bytes, nr, xm, side, w->n_in, d);
+        else
+            for (int r = 0; r < nr; r++)
+                d[r] = side ? ops->dot_q8_side(w->type, wrow(w, o0 + r), xm, side, w->n_in)
+                            : ops->dot_q8(w->type, wrow(w, o0 + r), xm, w->n_in);
+        for (int r = 0; r < nr; r++)
+            y[m * w->n_out + o0 + r] = d[r] + (bias ? bias[o0 + r] : 0.0f);
+    }
+}
+
+/* Work items of a GEMV: about 8 per thread, so a late thread is covered by
+ * the others, and large enough (>= 4 units) that claiming one stays cheap
+ * next to computing it. Counted in units (tiles or rows). */
+static int64_t gemv_item_rows(int64_t n_units, int n_threads)
+{
+    const int64_t per = (n_units + 8 * (int64_t)n_threads - 1) / (8 * (int64_t)n_threads);
+    return LLV_MAX(4, per);
+}
+
+typedef struct {
+    const llv_kernel_ops *ops;
+    const llv_weight *const *ws;
+    const q8_rows *q;
+    const int64_t *tiles;    /* per weight */
+    const uint8_t *buf;
+    int64_t n_rows, n_tiles, item_tiles;
+    float *const *ys;
+    const float *const *biases;
+} gemv_q8_job;
+
+static void gemv_q8_item(void *ctx, int64_t item, int slot)
+{
+    const gemv_q8_job *j = ctx;
+    (void)slot;
+    const int64_t t1 = LLV_MIN((item + 1) * j->item_tiles, j->n_tiles);
+    for (int64_t t = item * j->item_tiles; t < t1; t++) {
+        int i = 0;
+        int64_t o0 = t;
+        while (o0 >= j->tiles[i])
+            o0 -= j->tiles[i++];
+        o0 *= GEMV_TILE;
+        q8_rows_dot(j->ops, &j->q[i], j->buf, o0, (int)LLV_MIN(GEMV_TILE, j->ws[i]->n_out - o0), j->n_rows,
+                    j->ys[i], j->biases ? j->biases[i] : NULL);
     }
 }
 
 /* Integer GEMV of n_w weights over the same rows x in one parallel region:
- * the output rows of all weights are one index space. False when a weight
- * has no integer path or the buffer cannot be allocated. */
+ * the tiles of GEMV_TILE output rows of all weights are one index space
+ * (static chunks of 4 tiles: 16 rows). False when a weight has no integer
+ * path or the buffer cannot be allocated. */
 static bool gemv_q8_group(const llv_kernel_ops *ops, const llv_weight *const *ws, int n_w, const float *x,
                           int64_t n_rows, float *const *ys, const float *const *biases, int n_threads)
 {
     q8_rows q[LLV_MATMUL_GROUP_MAX];
+    int64_t tiles[LLV_MATMUL_GROUP_MAX];
     size_t total = 0;
-    int64_t n_all = 0;
+    int64_t n_tiles = 0;
     for (int i = 0; i < n_w; i++) {
         if (!q8_rows_plan(ops, ws[i], n_rows, &q[i], &total))
             return false;
-        n_all += ws[i]->n_out;
+        tiles[i] = (ws[i]->n_out + GEMV_TILE - 1) / GEMV_TILE;
+        n_tiles += tiles[i];
     }
     uint8_t *buf = llv_malloc_aligned(total);
     if (!buf)
         return false;
     for (int i = 0; i < n_w; i++)
         q8_rows_fill(ops, &q[i], x, n_rows, buf);
-    LLV_OMP(parallel for schedule(static, 16) num_threads(n_threads))
-    for (int64_t r = 0; r < n_all; r++) {
-        int i = 0;
-        int64_t o = r;
-        while (o >= ws[i]->n_out)
-            o -= ws[i++]->n_out;
-        q8_rows_dot(ops, &q[i], buf, o, n_rows, ys[i], biases ? biases[i] : NULL);
-    }
+    gemv_q8_job job = { ops, ws, q, tiles, buf, n_rows, n_tiles, gemv_item_rows(n_tiles, n_threads), ys, biases };
+    llv_parallel_for((n_tiles + job.item_tiles - 1) / job.item_tiles, n_threads, gemv_q8_item, &job);
     llv_free_aligned(buf);
     return true;
+}
+
+typedef struct {
+    const llv_kernel_ops *ops;
+    const llv_weight *w;
+    const float *x, *bias;
+    float *y;
+    int64_t n_rows, item_rows;
+} gemv_job;
+
+static void gemv_item(void *ctx, int64_t item, int slot)
+{
+    const gemv_job *j = ctx;
+    (void)slot;
+    const int64_t o1 = LLV_MIN((item + 1) * j->item_rows, j->w->n_out);
+    for (int64_t o = item * j->item_rows; o < o1; o++)
+        gemv_row(j->ops, j->w, o, j->x, j->n_rows, j->y, j->bias);
 }
 
 static void gemv(const llv_kernel_ops *ops, const llv_weight *w, const float *x, int64_t n_rows,
@@ -217,9 +276,8 @@ static void gemv(const llv_kernel_ops *ops, const llv_weight *w, const float *x,
         n_threads = 1;
     if (__atomic_load_n(&int8_gemv, __ATOMIC_RELAXED) && gemv_q8_group(ops, &w, 1, x, n_rows, &y, &bias, n_threads))
         return;
-    LLV_OMP(parallel for schedule(static, 16) num_threads(n_threads))
-    for (int64_t o = 0; o < n_out; o++)
-        gemv_row(ops, w, o, x, n_rows, y, bias);
+    gemv_job job = { ops, w, x, bias, y, n_rows, 4 * gemv_item_rows((n_out + 3) / 4, n_threads) };
+    llv_parallel_for((n_out + job.item_rows - 1) / job.item_rows, n_threads, gemv_item, &job);
 }
 
 /* ---- GEMM -------------------------------------------------------------- */
@@ -292,6 +350,49 @@ static void gemm_panel_packed(const llv_kernel_ops *ops, const llv_weight *w, in
 static int int8_gemm = 0;
 void llv_matmul_set_int8_gemm(int on) { __atomic_store_n(&int8_gemm, on ? 1 : 0, __ATOMIC_RELAXED); }
 
+typedef struct {
+    const llv_kernel_ops *ops;
+    const llv_weight *w;
+    const float *x, *bias;
+    float *y;
+    uint8_t *xq;
+    size_t xrb;
+    int64_t n_rows;
+    int partner;
+} gemm_q8_job;
+
+static void gemm_q8_quantize_row(void *ctx, int64_t m, int slot)
+{
+    const gemm_q8_job *j = ctx;
+    (void)slot;
+    const int64_t n_in = j->w->n_in;
+    if (j->ops->quantize_q8)
+        j->ops->quantize_q8(j->partner, j->x + m * n_in, j->xq + (size_t)m * j->xrb, n_in);
+    else
+        llv_quantize_row(j->partner, j->x + m * n_in, j->xq + (size_t)m * j->xrb, n_in);
+}
+
+static void gemm_q8_panel(void *ctx, int64_t p, int slot)
+{
+    const gemm_q8_job *j = ctx;
+    const llv_weight *w = j->w;
+    const int64_t n_in = w->n_in, n_out = w->n_out, n_rows = j->n_rows;
+    const size_t xrb = j->xrb;
+    (void)slot;
+    const int64_t o0 = p * Q8_PANEL;
+    const int nb = (int)LLV_MIN(Q8_PANEL, n_out - o0);
+    for (int64_t m0 = 0; m0 < n_rows; m0 += LLV_Q8_TILE_C) {
+        const int nc = (int)LLV_MIN(LLV_Q8_TILE_C, n_rows - m0);
+        for (int r0 = 0; r0 < nb; r0 += LLV_Q8_TILE_R)
+            j->ops->gemm_q8(w->type, wrow(w, o0 + r0), w->row_bytes, LLV_MIN(LLV_Q8_TILE_R, nb - r0),
+                            j->xq + (size_t)m0 * xrb, xrb, nc, n_in, j->y + m0 * n_out + o0 + r0, n_out);
+        if (j->bias)
+            for (int c = 0; c < nc; c++)
+                for (int k = 0; k < nb; k++)
+                    j->y[(m0 + c) * n_out + o0 + k] += j->bias[o0 + k];
+    }
+}
+
 static bool gemm_q8(const llv_kernel_ops *ops, const llv_weight *w, const float *x, int64_t n_rows, float *y,
                     const float *bias, int n_threads)
 {
@@ -305,37 +406,29 @@ static bool gemm_q8(const llv_kernel_ops *ops, const llv_weight *w, const float 
     uint8_t *xq = llv_malloc_aligned(total);
     if (!xq)
         return false;
-    const int64_t n_in = w->n_in, n_out = w->n_out;
-    const int64_t n_panels = (n_out + Q8_PANEL - 1) / Q8_PANEL;
-    if (n_threads > n_panels)
-        n_threads = (int)n_panels;
-    LLV_OMP(parallel num_threads(n_threads))
-    {
-        LLV_OMP(for schedule(static))
-        for (int64_t m = 0; m < n_rows; m++) {
-            if (ops->quantize_q8)
-                ops->quantize_q8(partner, x + m * n_in, xq + (size_t)m * xrb, n_in);
-            else
-                llv_quantize_row(partner, x + m * n_in, xq + (size_t)m * xrb, n_in);
-        }
-        LLV_OMP(for schedule(dynamic, 1))
-        for (int64_t p = 0; p < n_panels; p++) {
-            const int64_t o0 = p * Q8_PANEL;
-            const int nb = (int)LLV_MIN(Q8_PANEL, n_out - o0);
-            for (int64_t m0 = 0; m0 < n_rows; m0 += LLV_Q8_TILE_C) {
-                const int nc = (int)LLV_MIN(LLV_Q8_TILE_C, n_rows - m0);
-                for (int r0 = 0; r0 < nb; r0 += LLV_Q8_TILE_R)
-                    ops->gemm_q8(w->type, wrow(w, o0 + r0), w->row_bytes, LLV_MIN(LLV_Q8_TILE_R, nb - r0),
-                                 xq + (size_t)m0 * xrb, xrb, nc, n_in, y + m0 * n_out + o0 + r0, n_out);
-                if (bias)
-                    for (int c = 0; c < nc; c++)
-                        for (int j = 0; j < nb; j++)
-                            y[(m0 + c) * n_out + o0 + j] += bias[o0 + j];
-            }
-        }
-    }
+    const int64_t n_panels = (w->n_out + Q8_PANEL - 1) / Q8_PANEL;
+    gemm_q8_job job = { ops, w, x, bias, y, xq, xrb, n_rows, partner };
+    llv_parallel_for(n_rows, n_threads, gemm_q8_quantize_row, &job);
+    llv_parallel_for(n_panels, n_threads, gemm_q8_panel, &job);
     llv_free_aligned(xq);
     return true;
+}
+
+typedef struct {
+    const llv_kernel_ops *ops;
+    const llv_weight *w;
+    const float *x, *bias;
+    float *y, *bufs;
+    int64_t n_rows, panel_n;
+    size_t per_thread;
+} gemm_job;
+
+static void gemm_panel(void *ctx, int64_t p, int slot)
+{
+    const gemm_job *j = ctx;
+    const int64_t o0 = p * j->panel_n;
+    const int nb = (int)LLV_MIN(j->panel_n, j->w->n_out - o0);
+    gemm_panel_packed(j->ops, j->w, o0, nb, j->x, j->n_rows, j->y, j->bias, j->bufs + (size_t)slot * j->per_thread);
 }
 
 /* Returns false if the panel buffers cannot be allocated (caller falls back). */
@@ -361,20 +454,8 @@ static bool gemm(const llv_kernel_ops *ops, const llv_weight *w, const float *x,
     float *bufs = llv_malloc_aligned(total);
     if (!bufs)
         return false;
-    LLV_OMP(parallel num_threads(n_threads))
-    {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
-        float *wp = bufs + (size_t)tid * per_thread;
-        LLV_OMP(for schedule(dynamic, 1))
-        for (int64_t p = 0; p < n_panels; p++) {
-            int64_t o0 = p * panel_n;
-            int nb = (int)LLV_MIN(panel_n, w->n_out - o0);
-            gemm_panel_packed(ops, w, o0, nb, x, n_rows, y, bias, wp);
-        }
-    }
+    gemm_job job = { ops, w, x, bias, y, bufs, n_rows, panel_n, per_thread };
+    llv_parallel_for(n_panels, n_threads, gemm_panel, &job);
     llv_free_aligned(bufs);
     return true;
 }

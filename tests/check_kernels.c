@@ -271,6 +271,65 @@ START_TEST(test_dot_q8_side_exact)
 }
 END_TEST
 
+/* The multi-row GEMV dot equals one dot_q8_side (or dot_q8 without side
+ * data) per weight row, bit for bit: every integer type, 1, 2, 3 blocks and
+ * a long row (with an odd block count for the 32-blocks), 0..9 rows (odd
+ * counts, more than one tile), padded row strides at odd addresses. */
+START_TEST(test_dot_q8_rows_exact)
+{
+    const llv_kernel_ops *ops = llv_ops();
+    if (!ops->dot_q8_rows)
+        return;
+    ck_assert(ops->q8_partner && ops->dot_q8);
+    int covered = 0;
+    for (int t = 3; t < N_WTYPES; t++) {
+        int type = weight_types[t], partner = ops->q8_partner(type);
+        if (partner < 0)
+            continue;
+        int64_t blck = llv_type_get(partner)->blck;
+        for (int nbi = 0; nbi < 4; nbi++) {
+            int64_t n = nbi < 3 ? (nbi + 1) * blck : 87 * 32 / blck * blck;
+            if (n == 0)
+                n = 11 * blck;
+            enum { MAXR = 9 };
+            llv_weight w;
+            uint8_t *data = make_weights(type, n, MAXR, &w);
+            size_t xrb, wrb = w.row_bytes + 3;
+            ck_assert(llv_row_bytes(partner, n, &xrb));
+            uint8_t *wbuf = malloc(wrb * MAXR + 1), *xq = malloc(xrb + 1);
+            for (int r = 0; r < MAXR; r++)
+                memcpy(wbuf + 1 + r * wrb, data + r * w.row_bytes, w.row_bytes);
+            float *x = malloc((size_t)n * sizeof(float));
+            fill(x, n, 2.0f);
+            x[0] = 0.0f;
+            ck_assert_int_eq(llv_quantize_row(partner, x, xq + 1, n), LLAVA_OK);
+            size_t sb = ops->q8_side_bytes ? ops->q8_side_bytes(type, n) : 0;
+            uint8_t *side = NULL;
+            if (sb) {
+                side = malloc(sb);
+                ops->q8_side(type, xq + 1, n, side);
+            }
+            for (int nr = 0; nr <= MAXR; nr++) {
+                float out[MAXR + 1];
+                for (int r = 0; r <= MAXR; r++)
+                    out[r] = NAN;
+                ops->dot_q8_rows(type, wbuf + 1, wrb, nr, xq + 1, side, n, out);
+                for (int r = 0; r < nr; r++) {
+                    const uint8_t *wr = wbuf + 1 + r * wrb;
+                    float want = sb ? ops->dot_q8_side(type, wr, xq + 1, side, n) : ops->dot_q8(type, wr, xq + 1, n);
+                    ck_assert_msg(memcmp(&out[r], &want, sizeof want) == 0, "%s n %lld nr %d row %d: %.9g vs %.9g",
+                                  llv_type_name(type), (long long)n, nr, r, out[r], want);
+                }
+                ck_assert(isnan(out[nr])); /* nothing written past nr */
+                covered++;
+            }
+            free(data); free(wbuf); free(xq); free(x); free(side);
+        }
+    }
+    ck_assert_int_gt(covered, 0);
+}
+END_TEST
+
 /* llv_matmul_group equals one llv_matmul per weight, bit for bit: mixed
  * weight types (different integer partners and side data) and widths, with
  * and without biases, 1..6 rows (GEMV and GEMM), 1 and 2 threads. */
@@ -882,6 +941,7 @@ static Suite *kernels_suite(void)
     tcase_add_test(tc, test_matmul_quant_small);
     tcase_add_test(tc, test_dot_q8_exact);
     tcase_add_test(tc, test_dot_q8_side_exact);
+    tcase_add_test(tc, test_dot_q8_rows_exact);
     tcase_add_test(tc, test_matmul_gemm_blocking);
     tcase_add_test(tc, test_matmul_group);
     tcase_add_test(tc, test_matmul_forced_reference);

@@ -34,11 +34,11 @@ if ! "$CC" $CFLAGS $OMP $WARN -Werror -c "$SRC/lib/kernels_neon.c" -o "$WORK/ker
 fi
 SOURCES="$SRC/lib/quant.c $SRC/lib/quant_quantize.c $SRC/lib/kernels.c $SRC/lib/kernels_ref.c
  $SRC/lib/kernels_avx2.c $SRC/lib/kernels_avx2_q8.c $SRC/lib/matmul.c $SRC/lib/attention.c
- $SRC/lib/error.c $SRC/tests/neon_selftest.c"
+ $SRC/lib/error.c $SRC/lib/threadpool.c $SRC/tests/neon_selftest.c"
 echo "$CC $CFLAGS $OMP -static <kernel sources> tests/neon_selftest.c"
 # shellcheck disable=SC2086
 # (the link log is shown only on failure: static libgomp warns about dlopen)
-if ! "$CC" $CFLAGS $OMP -static $SOURCES "$WORK/kernels_neon.o" -lm -o "$WORK/neon_selftest" \
+if ! "$CC" $CFLAGS $OMP -pthread -static $SOURCES "$WORK/kernels_neon.o" -lm -o "$WORK/neon_selftest" \
         2>"$WORK/link.log"; then
     cat "$WORK/link.log"
     echo "FAIL: cross compilation"

@@ -3,8 +3,8 @@
 # `make check-all`:
 #   1. make check (the whole suite: unit tests, reference tests, bindings)
 #   2. the compiled tests again under AddressSanitizer + UndefinedBehaviorSanitizer
-#   3. a --disable-openmp build and its compiled tests
-#   4. the thread tests under ThreadSanitizer
+#   3. the other threading layer (--with-threads=openmp) and its compiled tests
+#   4. the thread tests under ThreadSanitizer (sessions on threads, the pool)
 #   5. every libFuzzer harness for a bounded time (skipped without clang)
 #   6. make install into a temporary prefix: exactly the expected files, and a
 #      program built with `cc x.c $(pkg-config --cflags --libs llava)` runs
@@ -37,16 +37,16 @@ mkdir "$work/asan" && cd "$work/asan"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   make -j2 check TESTS="$c_tests"
 
-step "3/7 --disable-openmp: compiled tests"
-mkdir "$work/noomp" && cd "$work/noomp"
-"$src/configure" -q --disable-openmp --disable-shared --with-test-data="$data"
+step "3/7 --with-threads=openmp: compiled tests"
+mkdir "$work/omp" && cd "$work/omp"
+"$src/configure" -q --with-threads=openmp --disable-shared --with-test-data="$data"
 make -j2 check TESTS="$c_tests"
 
-step "4/7 ThreadSanitizer: check_threads"
+step "4/7 ThreadSanitizer: check_threads, check_threadpool"
 mkdir "$work/tsan" && cd "$work/tsan"
 "$src/configure" -q --disable-shared --with-test-data="$data" \
   CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread"
-TSAN_OPTIONS=halt_on_error=1 make -j2 check TESTS="tests/check_threads"
+TSAN_OPTIONS=halt_on_error=1 make -j2 check TESTS="tests/check_threads tests/check_threadpool"
 
 step "5/7 fuzzing (30 s per harness, 2 at a time)"
 rc=0
