@@ -36,8 +36,13 @@
  *                       different handles may be used in parallel.
  *   [thread: shared-ro] read-only use of a loaded model: any number of
  *                       threads may call these on the same handle at once.
- * The library never changes the host's OpenMP state (it uses num_threads
- * clauses) and never calls a user callback inside a parallel region.
+ * Compute threads: the calling thread plus workers of a pool the library
+ * starts on first use and keeps, sleeping when idle, with every signal
+ * blocked. The caller never waits for a worker that has not started its
+ * share, so a descheduled worker does not stall a busy host. Built with
+ * --with-threads=openmp it uses OpenMP num_threads clauses instead. Either
+ * way the library never changes the host's OpenMP state and never calls a
+ * user callback from a worker or inside a parallel loop.
  */
 #ifndef LLAVA_H
 #define LLAVA_H
@@ -143,7 +148,7 @@ typedef struct llava_embed     llava_embed;     /* image embedding: n_tokens x n
  *  Ranges: 100s loading and runtime, 200s sampling, 300s images. */
 enum llava_param {
     /* --- loading / runtime --- */
-    LLAVA_PARAM_N_THREADS         = 100, /* int, threads for compute; 0 = all cores (default 0) */
+    LLAVA_PARAM_N_THREADS         = 100, /* int, threads for compute; 0 = the CPUs this process may use (default 0) */
     LLAVA_PARAM_USE_MMAP          = 101, /* int 0/1, map model files instead of reading them (default 1) */
     LLAVA_PARAM_N_CTX             = 102, /* int, session context in tokens; 0 = the model's training context, at most 8192 (default 0) */
     LLAVA_PARAM_KV_TYPE           = 103, /* int, KV cache storage: 0 = F32, 1 = F16 (default 1) */

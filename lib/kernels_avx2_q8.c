@@ -87,8 +87,8 @@ static AVX2 float dot_q8_0_q8_0(const uint8_t *w, const uint8_t *x, int64_t nb)
  * arranges 64-block chunks on the stack and runs the same kernel, so both
  * give the same bits. An odd last block is a pair with a zero B (zero
  * codes, zero activation and scale: its lanes add exactly 0).
- * Accumulators: pairs 0, 2, 4, ... of every group of four blocks go to a0,
- * the others to a1; a final pair to a0, a final single block to a1. */
+ * Accumulators: of each group of four blocks the first pair goes to a0,
+ * the second to a1; a final pair to a0, a final single block to a1. */
 
 typedef struct q40_pair {
     int8_t  lo[32], hi[32]; /* [xA 0-15 | xB 0-15], [xA 16-31 | xB 16-31] */
@@ -262,101 +262,134 @@ AVX2_INLINE void k4_unpack_scales(const uint8_t *S, uint8_t out[16])
     memcpy(out, r, 16);
 }
 
-/* sum_s m_s * (bsums[2s] + bsums[2s+1]) for the eight mins at m8. */
-AVX2_INLINE int k4_min_dot(const uint8_t *m8, const uint8_t *x)
+/* vpshufb control: int16 word k of each 128-bit half into all 8 words of
+ * that half (k a constant: the vector is a constant). */
+AVX2_INLINE __m256i word_bcast(int k) { return _mm256_set1_epi16((short)(2 * k | (2 * k + 1) << 8)); }
+
+/* Chunk c (values 64c..64c+63, sub-blocks 2c and 2c+1) of a Q4_K / Q5_K
+ * block: codes . activations, times the sub-block scales (sc16 holds the
+ * eight scales as int16 in both halves), added to isum. */
+AVX2_INLINE __m256i k45_chunk(const uint8_t *qs, const uint8_t *qh, __m256i hbits, const uint8_t *xq, __m256i sc16,
+                              const int c, __m256i isum)
 {
-    __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)m8));
-    __m128i b0 = _mm_loadu_si128((const __m128i *)(x + 260)), b1 = _mm_loadu_si128((const __m128i *)(x + 276));
-    __m128i pairs = _mm_hadd_epi16(b0, b1); /* |b| <= 16*127, pair sums fit int16 */
-    __m128i p = _mm_madd_epi16(mins, pairs);
-    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4E));
-    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xB1));
-    return _mm_cvtsi128_si32(p);
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256i b = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+    __m256i lo = _mm256_and_si256(b, m4);
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+    if (qh) {
+        /* bit s of qh[l] is bit 4 of sub-block s's value at l */
+        __m256i one = _mm256_set1_epi8(1);
+        __m256i h_lo = _mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c), one);
+        __m256i h_hi = _mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c + 1), one);
+        lo = _mm256_or_si256(lo, _mm256_slli_epi16(h_lo, 4));
+        hi = _mm256_or_si256(hi, _mm256_slli_epi16(h_hi, 4));
+    }
+    __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(xq + 64 * c)));
+    __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xq + 64 * c + 32)));
+    isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p_lo, _mm256_shuffle_epi8(sc16, word_bcast(2 * c))));
+    return _mm256_add_epi32(isum, _mm256_madd_epi16(p_hi, _mm256_shuffle_epi8(sc16, word_bcast(2 * c + 1))));
 }
 
 /* Q4_K (qh NULL) / Q5_K vs Q8_K: d*d8*sum_s sc_s*sum(q*q8) - dmin*d8*sum_s m_s*bsums_s.
- * The integer part accumulates in 8 lanes and is scaled into acc. */
+ * The integer part accumulates in 8 lanes and is scaled into acc; the min
+ * part, m_s times the bsum pairs in 4 lanes, is scaled into macc. */
 AVX2_INLINE __m256 dot_k45_block(const uint8_t *w, const uint8_t *qh, const uint8_t *qs, const uint8_t *x,
-                                 __m256 acc, float *min_acc)
+                                 __m256 acc, __m128 *macc)
 {
     const uint8_t *xq = x + 4;
     uint8_t sm[16];
     k4_unpack_scales(w + 4, sm);
-    __m256i isum = _mm256_setzero_si256();
-    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sm)));
     __m256i hbits = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
-    for (int c = 0; c < 4; c++) {
-        __m256i b = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-        __m256i lo = _mm256_and_si256(b, m4);
-        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
-        if (qh) {
-            /* bit s of qh[l] is bit 4 of sub-block s's value at l */
-            __m256i one = _mm256_set1_epi8(1);
-            __m256i h_lo = _mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c), one);
-            __m256i h_hi = _mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c + 1), one);
-            lo = _mm256_or_si256(lo, _mm256_slli_epi16(h_lo, 4));
-            hi = _mm256_or_si256(hi, _mm256_slli_epi16(h_hi, 4));
-        }
-        __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(xq + 64 * c)));
-        __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xq + 64 * c + 32)));
-        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p_lo, _mm256_set1_epi16((short)sm[2 * c])));
-        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p_hi, _mm256_set1_epi16((short)sm[2 * c + 1])));
-    }
-    float d8 = q8k_d(x);
-    *min_acc += h2f(w + 2) * d8 * (float)k4_min_dot(sm + 8, x);
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(h2f(w) * d8), acc);
+    __m256i isum = k45_chunk(qs, qh, hbits, xq, sc16, 0, _mm256_setzero_si256());
+    isum = k45_chunk(qs, qh, hbits, xq, sc16, 1, isum);
+    isum = k45_chunk(qs, qh, hbits, xq, sc16, 2, isum);
+    isum = k45_chunk(qs, qh, hbits, xq, sc16, 3, isum);
+    /* [d*d8, dmin*d8] from the two f16 at w */
+    uint32_t dd;
+    memcpy(&dd, w, 4);
+    __m128 dm = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)dd)), _mm_set1_ps(q8k_d(x)));
+    __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sm + 8)));
+    __m128i b0 = _mm_loadu_si128((const __m128i *)(x + 260)), b1 = _mm_loadu_si128((const __m128i *)(x + 276));
+    __m128i pairs = _mm_hadd_epi16(b0, b1); /* |b| <= 16*127, pair sums fit int16 */
+    *macc = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_madd_epi16(mins, pairs)), _mm_shuffle_ps(dm, dm, 0x55), *macc);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_broadcastss_ps(dm), acc);
+}
+
+AVX2_INLINE float hsum128(__m128 s)
+{
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
 }
 
 static AVX2 float dot_q4_k_q8_k(const uint8_t *w, const uint8_t *x, int64_t nb)
 {
     __m256 acc = _mm256_setzero_ps();
-    float mins = 0.0f;
+    __m128 mins = _mm_setzero_ps();
     for (int64_t i = 0; i < nb; i++, w += 144, x += 292) {
         prefetch_lines(w + Q8_PREFETCH, 144);
         acc = dot_k45_block(w, NULL, w + 16, x, acc, &mins);
     }
-    return hsum(acc) - mins;
+    return hsum(acc) - hsum128(mins);
 }
 
 static AVX2 float dot_q5_k_q8_k(const uint8_t *w, const uint8_t *x, int64_t nb)
 {
     __m256 acc = _mm256_setzero_ps();
-    float mins = 0.0f;
+    __m128 mins = _mm_setzero_ps();
     for (int64_t i = 0; i < nb; i++, w += 176, x += 292) {
         prefetch_lines(w + Q8_PREFETCH, 176);
         acc = dot_k45_block(w, w + 16, w + 48, x, acc, &mins);
     }
-    return hsum(acc) - mins;
+    return hsum(acc) - hsum128(mins);
+}
+
+/* Q6_K group g of half h (32 values at 128h + 32g): codes u . activations,
+ * lanes 0-7 (l < 16) times scale 8h+2g, lanes 8-15 times scale 8h+2g+1. */
+AVX2_INLINE __m256i q6k_group(__m256i ql0, __m256i ql1, __m256i hb, const uint8_t *xq, __m256i sch, const int g,
+                              __m256i isum)
+{
+    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+    __m256i src = (g & 1) ? ql1 : ql0;
+    __m256i nib = g < 2 ? _mm256_and_si256(src, m4) : _mm256_and_si256(_mm256_srli_epi16(src, 4), m4);
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * g), m2);
+    __m256i u = _mm256_or_si256(nib, _mm256_slli_epi16(hi, 4));
+    __m256i p16 = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(xq + 32 * g)));
+    /* sch holds scales 8h..8h+7 as int16 in both halves: word 2g | word 2g+1 */
+    const __m256i pick = _mm256_set_m128i(_mm_set1_epi16((short)(2 * (2 * g + 1) | (2 * (2 * g + 1) + 1) << 8)),
+                                          _mm_set1_epi16((short)(2 * (2 * g) | (2 * (2 * g) + 1) << 8)));
+    return _mm256_add_epi32(isum, _mm256_madd_epi16(p16, _mm256_shuffle_epi8(sch, pick)));
+}
+
+/* Half h (values 128h..128h+127) of a Q6_K block; sc16 = the 16 scales as int16. */
+AVX2_INLINE __m256i q6k_half(const uint8_t *ql, const uint8_t *qh, const uint8_t *xq, __m256i sc16, const int h,
+                             __m256i isum)
+{
+    __m256i hb = _mm256_loadu_si256((const __m256i *)(qh + 32 * h));
+    __m256i ql0 = _mm256_loadu_si256((const __m256i *)(ql + 64 * h));
+    __m256i ql1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * h + 32));
+    __m256i sch = _mm256_permute4x64_epi64(sc16, h ? 0xEE : 0x44);
+    xq += 128 * h;
+    isum = q6k_group(ql0, ql1, hb, xq, sch, 0, isum);
+    isum = q6k_group(ql0, ql1, hb, xq, sch, 1, isum);
+    isum = q6k_group(ql0, ql1, hb, xq, sch, 2, isum);
+    return q6k_group(ql0, ql1, hb, xq, sch, 3, isum);
 }
 
 /* Q6_K vs Q8_K: codes u = q+32 in 0..63; sum (u-32)*q8 = sum u*q8 - 32*bsum. */
 static AVX2 float dot_q6_k_q8_k(const uint8_t *w, const uint8_t *x, int64_t nb)
 {
     __m256 acc = _mm256_setzero_ps();
-    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
     for (int64_t i = 0; i < nb; i++, w += 210, x += 292) {
         prefetch_lines(w + Q8_PREFETCH, 210);
         const uint8_t *ql = w, *qh = w + 128, *xq = x + 4;
         const int8_t *scales = (const int8_t *)(w + 192);
-        __m256i isum = _mm256_setzero_si256();
-        for (int h = 0; h < 2; h++) {
-            __m256i hb = _mm256_loadu_si256((const __m256i *)(qh + 32 * h));
-            __m256i ql0 = _mm256_loadu_si256((const __m256i *)(ql + 64 * h));
-            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * h + 32));
-            for (int g = 0; g < 4; g++) {
-                __m256i src = (g & 1) ? ql1 : ql0;
-                __m256i nib = g < 2 ? _mm256_and_si256(src, m4) : _mm256_and_si256(_mm256_srli_epi16(src, 4), m4);
-                __m256i hi = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * g), m2);
-                __m256i u = _mm256_or_si256(nib, _mm256_slli_epi16(hi, 4));
-                __m256i p16 = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(xq + 128 * h + 32 * g)));
-                /* lanes 0-7: l < 16 (scale 8h+2g), lanes 8-15: l >= 16 (scale 8h+2g+1) */
-                __m256i sc = _mm256_set_m128i(_mm_set1_epi16(scales[8 * h + 2 * g + 1]),
-                                              _mm_set1_epi16(scales[8 * h + 2 * g]));
-                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, sc));
-            }
-        }
-        /* 32 * sum_g scale_g * bsum_g, in the same lanes */
         __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)scales));
+        __m256i isum = _mm256_setzero_si256();
+        isum = q6k_half(ql, qh, xq, sc16, 0, isum);
+        isum = q6k_half(ql, qh, xq, sc16, 1, isum);
+        /* 32 * sum_g scale_g * bsum_g, in the same lanes */
         __m256i bs = _mm256_loadu_si256((const __m256i *)(x + 260));
         isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5));
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(h2f(w + 208) * q8k_d(x)), acc);
@@ -606,9 +639,12 @@ float llv_avx2_dot_q8(int type, const void *w, const void *xq, int64_t n)
     }
 }
 
-/* out[r] = dot_q8_side(type, w + r*wrb, xq, side, n) for r < nr, bit for bit;
- * types with a multi-row kernel load each activation block once for up to
- * four weight rows. */
+/* out[r] = dot_q8_side(type, w + r*wrb, xq, side, n) for r < nr, bit for bit.
+ * One weight row after the other: kernels that interleaved 2 or 4 rows
+ * (each activation block loaded once per group) were faster with the
+ * weights in L3 (Q4_0 62 vs 58 GFLOP/s) but 40-50% slower streaming from
+ * DRAM, with or without software prefetch (several streams 1-3 KiB apart;
+ * measured on the 2-core EPYC VM), and decode streams from DRAM. */
 void llv_avx2_dot_q8_rows(int type, const void *w, size_t wrb, int nr, const void *xq, const void *side, int64_t n,
                           float *out)
 {

@@ -85,8 +85,10 @@ typedef struct llv_kernel_ops {
     /* Several weight rows against one activation row (the GEMV inner step):
      *   out[r] = dot_q8_side(type, w + r*wrb, xq, side, n)   r < nr (any nr >= 0)
      * bit for bit (side as filled by q8_side; ignored, may be NULL, when
-     * q8_side_bytes is 0). Fast versions load each activation block once per
-     * group of weight rows. NULL: matmul loops over dot_q8_side / dot_q8. */
+     * q8_side_bytes is 0). One call per tile of weight rows: an ISA may
+     * share activation loads between rows (AVX2 does not: interleaved row
+     * streams were slower from DRAM, see kernels_avx2_q8.c). NULL: matmul
+     * loops over dot_q8_side / dot_q8. */
     void (*dot_q8_rows)(int type, const void *w, size_t wrb, int nr, const void *xq, const void *side, int64_t n,
                         float *out);
     /* Integer GEMM tile (prefill), for the weight types gemm_q8_has() accepts:

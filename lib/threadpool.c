@@ -246,6 +246,8 @@ static void register_atfork(void) { pthread_atfork(atfork_prepare, atfork_parent
  * that cannot be created are simply not there; the caller covers for them. */
 static void grow(int want)
 {
+    if (pool.n_workers >= want)   /* only the pool's owner changes it */
+        return;
     pthread_once(&atfork_once, register_atfork);
     pthread_mutex_lock(&pool.mu);
     if (pool.n_workers < want) {

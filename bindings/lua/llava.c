@@ -1561,10 +1561,11 @@ static void set_int_field(lua_State *L, const char *name, int value)
     lua_setfield(L, -2, name);
 }
 
-/* Lua 5.4 dlcloses C modules when the state closes, which unloads libllava
- * and libgomp while libgomp's idle worker threads still run: a crash at exit
- * (seen in about 1 of 3 runs of examples/lua/npc_vision.lua). Pin this module
- * (and so its dependencies) for the life of the process. */
+/* Lua 5.4 dlcloses C modules when the state closes, which would unload
+ * libllava (and libgomp in an OpenMP build) while their idle worker threads
+ * still run: a crash at exit (seen in about 1 of 3 runs of
+ * examples/lua/npc_vision.lua with OpenMP). Pin this module (and so its
+ * dependencies) for the life of the process. */
 static void pin_module(void)
 {
 #if defined(__linux__) && defined(RTLD_NODELETE)

@@ -78,12 +78,15 @@ def main():
     ecp = os.path.join(a.run, "eval_c_stage2.json")
     ec = json.load(open(ecp)) if os.path.exists(ecp) else None
     stats = {}
-    for step in ("clip", "lm", "stage1", "stage2a", "stage2", "eval"):   # stage2a: a first round (s2_resume)
+    for step in ("data", "vocab", "clip", "lm", "stage1", "eval1", "stage2", "export", "eval"):
         p = os.path.join(a.run, "stats_%s.json" % step)
         if os.path.exists(p):
             s = json.load(open(p))
             stats["preset"] = s.pop("preset", "?")
             stats["%s time" % step] = "%.0f s" % s.pop("seconds")
+            if "cpu_seconds" in s:
+                stats["%s CPU" % step] = "%.0f s" % s.pop("cpu_seconds")
+            s.pop("threads", None)
             stats.update({k: round(v, 3) for k, v in s.items()})
     scenes = data["test"]
     from world import HELD_OUT

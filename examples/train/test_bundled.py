@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.join(SRC, "tests", "reference"))
 
 SYSTEM = ("A chat between a curious human and an artificial intelligence assistant. "
           "The assistant gives helpful, detailed, and polite answers to the human's questions.")
-ACC_FLOOR = 25.0        # percent, all kinds together (PyTorch and C measured 31.6; stage 1 alone: 0)
+ACC_FLOOR = 30.0        # percent, all kinds together (PyTorch and C measured 35.3; stage 1 alone: 0)
 
 
 def main():

@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import sys
 import time
 
@@ -40,14 +41,15 @@ STEPS = ["data", "vocab", "clip", "lm", "stage1", "eval1", "stage2", "export", "
 
 PRESETS = {
     # name: sizes and step counts
-    # the bundled model (examples/train/model): see RESULTS.md for the step times measured
-    "demo": dict(n_train=6000, n_val=100, n_test=100, img=64, patch=16, vd=64, vheads=4, vlayers=3,
-                 e=128, layers=2, heads=4, ff=344, clip_steps=400, lm_steps=150, s1_steps=150,
-                 s2_steps=900, s2_rounds=2, batch=16, s2_batch=16, n_eval=100),
-    # the first bundled model (weak: 1.7%), kept for comparison
-    "small": dict(n_train=3000, n_val=50, n_test=100, img=64, patch=16, vd=64, vheads=4, vlayers=3,
-                  e=96, layers=2, heads=4, ff=256, clip_steps=100, lm_steps=30, s1_steps=30,
-                  s2_steps=220, batch=16, s2_batch=8, n_eval=60),
+    # the bundled model (examples/train/model): see RESULTS.md for the step times measured.
+    # 64 px images in 8 px patches (64 image tokens), ViT width 96 / 4 blocks, LM width 192 / 3 layers
+    "demo": dict(n_train=12000, n_val=100, n_test=100, img=64, patch=8, vd=96, vheads=4, vlayers=4,
+                 e=192, layers=3, heads=6, ff=512, clip_steps=1200, lm_steps=600, s1_steps=300,
+                 s2_steps=3000, s2_rounds=1, batch=16, s2_batch=16, n_eval=100, lm_f16=1),
+    # the previous bundled model (31.6%: 16 px patches, LM width 128 / 2 layers), kept for comparison
+    "demo-v1": dict(n_train=6000, n_val=100, n_test=100, img=64, patch=16, vd=64, vheads=4, vlayers=3,
+                    e=128, layers=2, heads=4, ff=344, clip_steps=400, lm_steps=150, s1_steps=150,
+                    s2_steps=900, s2_rounds=2, batch=16, s2_batch=16, n_eval=100),
     "quick": dict(n_train=1000, n_val=50, n_test=20, img=64, patch=16, vd=64, vheads=4, vlayers=3,
                   e=96, layers=2, heads=4, ff=256, clip_steps=10, lm_steps=10, s1_steps=5,
                   s2_steps=10, batch=16),
@@ -297,8 +299,8 @@ def step_stage1(cfg, out):
 
 def step_stage2(cfg, out):
     """Projector + LM on the instruction data. s2_rounds > 1 repeats the whole schedule (warm-up,
-    cosine decay, fresh optimizer, new sample order) from the previous round's weights: the bundled
-    model had two rounds of s2_steps, run as `--from stage2 --set s2_resume=1` after the first."""
+    cosine decay, fresh optimizer, new sample order) from the previous round's weights (preset demo-v1
+    had two rounds; s2_resume=N starts at round N from lm2.pt/proj2.pt)."""
     d, _ = load_data(out)
     feats = torch.load(os.path.join(out, "feats_train.pt"))
     samples = [(i, [t[:2] for t in smp["turns"]]) for i, s in enumerate(d["train"]) for smp in s["instruct"]]
@@ -314,8 +316,20 @@ def step_stage2(cfg, out):
         torch.save(lm.state_dict(), os.path.join(out, "lm2.pt"))
         torch.save(proj.state_dict(), os.path.join(out, "proj2.pt"))
         stats["stage2_round%d_loss" % (r + 1)] = loss
+    if cfg.get("lm_f16"):
+        round_f16_(lm)
+        torch.save(lm.state_dict(), os.path.join(out, "lm2.pt"))
     stats["stage2_loss"] = loss
     return stats
+
+
+def round_f16_(lm):
+    """Rounds the LM's matrices to F16 values, so the F16 GGUF holds exactly the weights that the
+    PyTorch evaluation uses (half the file size; vectors and the mmproj stay F32)."""
+    with torch.no_grad():
+        for p in lm.parameters():
+            if p.dim() == 2:
+                p.copy_(p.half().float())
 
 
 # ------------------------------------------------------------------ export
@@ -332,7 +346,8 @@ def step_export(cfg, out):
         proj = Projector(cfg["vd"], cfg["e"])
         proj.load_state_dict(torch.load(os.path.join(out, pf)))
         export_mmproj(os.path.join(out, "%s-mmproj.gguf" % tag), vit, proj)
-        export_lm(os.path.join(out, "%s-lm.gguf" % tag), load_lm(cfg, out, lmf), vocab)
+        f16 = tag == "stage2" and bool(cfg.get("lm_f16"))    # stage 1's LM was evaluated unrounded
+        export_lm(os.path.join(out, "%s-lm.gguf" % tag), load_lm(cfg, out, lmf), vocab, f16=f16)
     log("export: " + ", ".join("%s %d B" % (f, os.path.getsize(os.path.join(out, f)))
                                for f in sorted(os.listdir(out)) if f.endswith(".gguf")))
 
@@ -431,6 +446,24 @@ def step_eval(cfg, out):
 
 
 # ------------------------------------------------------------------ main
+def cpu_seconds():
+    """User + system CPU time of this process (all its threads) so far."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def blas_note():
+    """Debian's torch calls the system BLAS (libblas.so.3). The reference (netlib) one runs matrix
+    products at ~5 GFLOP/s; OpenBLAS (apt-get install libopenblas0-openmp) makes training ~13x faster."""
+    for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib"):
+        p = os.path.join(d, "libblas.so.3")
+        if os.path.exists(p):
+            real = os.path.realpath(p)
+            log("BLAS: %s%s" % (real, "" if "openblas" in real else
+                                "  (reference BLAS: install libopenblas0-openmp, training is ~13x faster)"))
+            return
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -441,15 +474,17 @@ def main():
     ap.add_argument("--set", action="append", default=[], help="override a preset value: KEY=INT")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    blas_note()
     cfg = dict(PRESETS[a.preset])
     for kv in a.set:
         k, v = kv.split("=")
         cfg[k] = int(v)
     os.makedirs(a.out, exist_ok=True)
     for name in STEPS[STEPS.index(a.start):STEPS.index(a.stop) + 1]:
-        t0 = time.time()
+        t0, c0 = time.time(), cpu_seconds()
         r = globals()["step_" + name](cfg, a.out)
-        stats = {"seconds": round(time.time() - t0, 1), "preset": a.preset}
+        stats = {"seconds": round(time.time() - t0, 1), "cpu_seconds": round(cpu_seconds() - c0, 1),
+                 "threads": a.threads, "preset": a.preset}
         if isinstance(r, dict) and name != "eval":
             stats.update(r)
         with open(os.path.join(a.out, "stats_%s.json" % name), "w") as f:   # one file per step:
