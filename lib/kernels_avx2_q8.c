@@ -369,7 +369,7 @@ AVX2_INLINE __m256i q6k_half(const uint8_t *ql, const uint8_t *qh, const uint8_t
     __m256i hb = _mm256_loadu_si256((const __m256i *)(qh + 32 * h));
     __m256i ql0 = _mm256_loadu_si256((const __m256i *)(ql + 64 * h));
     __m256i ql1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * h + 32));
-    __m256i sch = _mm256_permute4x64_epi64(sc16, h ? 0xEE : 0x44);
+    __m256i sch = h ? _mm256_permute4x64_epi64(sc16, 0xEE) : _mm256_permute4x64_epi64(sc16, 0x44);
     xq += 128 * h;
     isum = q6k_group(ql0, ql1, hb, xq, sch, 0, isum);
     isum = q6k_group(ql0, ql1, hb, xq, sch, 1, isum);

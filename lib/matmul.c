@@ -17,11 +17,13 @@
  *
  * Two drivers:
  *  - GEMV (up to GEMV_MAX_ROWS rows, the decode case; memory bound):
- *    parallel over output rows; F32/F16/BF16 rows are dotted directly;
+ *    parallel over output rows (llv_parallel_for items of many rows); F32/F16/BF16 rows are dotted directly;
  *    quantized rows use the ISA's integer block dots against the activation
  *    rows quantized once to Q8_0/Q8_K (see above) plus the ISA's per-row side
- *    data (Q4_0 on AVX2: scales as f32 and code sums, computed once instead
- *    of per weight row), or without one are dequantized 256 values at a time
+ *    data (Q4_0 on AVX2: the activation's blocks rearranged in pairs with
+ *    their scales as f32, computed once instead of per weight row), in tiles
+ *    of GEMV_TILE weight rows (ops->dot_q8_rows), or without one are
+ *    dequantized 256 values at a time
  *    into an L1 buffer and dotted in f32. llv_matmul_group runs the GEMVs of
  *    several weights on the same rows (Q/K/V, gate/up) in one parallel region.
  *  - GEMM (prefill / vision encode; compute bound): each thread takes panels
@@ -186,12 +188,15 @@ static inline void q8_rows_dot(const llv_kernel_ops *ops, const q8_rows *q, cons
     }
 }
 
-/* Work items of a GEMV: about 8 per thread, so a late thread is covered by
- * the others, and large enough (>= 4 units) that claiming one stays cheap
- * next to computing it. Counted in units (tiles or rows). */
+/* Work items of a GEMV: about 32 per thread, so the share of a thread that
+ * the OS has descheduled is taken by the others, and at least 4 units so that
+ * claiming one stays cheap next to computing it (items of 16 rows cost 5-8%
+ * of F16 decode; 8, 32 or 2 items per thread measured within the noise, 2-4%,
+ * of OpenMP's static schedule on an idle machine). Counted in units (tiles
+ * or rows). */
 static int64_t gemv_item_rows(int64_t n_units, int n_threads)
 {
-    const int64_t per = (n_units + 8 * (int64_t)n_threads - 1) / (8 * (int64_t)n_threads);
+    const int64_t per = (n_units + 32 * (int64_t)n_threads - 1) / (32 * (int64_t)n_threads);
     return LLV_MAX(4, per);
 }
 
@@ -224,7 +229,7 @@ static void gemv_q8_item(void *ctx, int64_t item, int slot)
 
 /* Integer GEMV of n_w weights over the same rows x in one parallel region:
  * the tiles of GEMV_TILE output rows of all weights are one index space
- * (static chunks of 4 tiles: 16 rows). False when a weight has no integer
+ * (claimed in items of gemv_item_rows tiles). False when a weight has no integer
  * path or the buffer cannot be allocated. */
 static bool gemv_q8_group(const llv_kernel_ops *ops, const llv_weight *const *ws, int n_w, const float *x,
                           int64_t n_rows, float *const *ys, const float *const *biases, int n_threads)
