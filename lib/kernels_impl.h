@@ -21,13 +21,7 @@
 #  define LLV_HAVE_X86_SIMD 0
 #endif
 
-/* OpenMP pragmas that vanish without -fopenmp (no unknown-pragma warnings). */
-#define LLV_STR_(...) #__VA_ARGS__
-#ifdef _OPENMP
-#  define LLV_OMP(...) _Pragma(LLV_STR_(omp __VA_ARGS__))
-#else
-#  define LLV_OMP(...)
-#endif
+/* Parallel loops: llv_parallel_for (threadpool.h, via kernels.h). */
 
 /* Packed GEMM: up to PMR activation rows x a strip of PNR outputs. */
 #define LLV_GEMM_PMR 6

@@ -39,8 +39,6 @@
 #include "kernels_impl.h"
 
 #include <string.h>
-#ifdef _OPENMP
-#endif
 
 #define GEMV_MAX_ROWS 4   /* up to this many rows use the GEMV driver */
 #define GEMV_CHUNK 256    /* dequantization chunk of the GEMV driver */
@@ -188,15 +186,16 @@ static inline void q8_rows_dot(const llv_kernel_ops *ops, const q8_rows *q, cons
     }
 }
 
-/* Work items of a GEMV: about 32 per thread, so the share of a thread that
+/* Work items of a GEMV: about 8 per thread, so the share of a thread that
  * the OS has descheduled is taken by the others, and at least 4 units so that
- * claiming one stays cheap next to computing it (items of 16 rows cost 5-8%
- * of F16 decode; 8, 32 or 2 items per thread measured within the noise, 2-4%,
- * of OpenMP's static schedule on an idle machine). Counted in units (tiles
- * or rows). */
+ * claiming one stays cheap next to computing it. Measured on an idle 2-core
+ * machine against OpenMP's static schedule (decode, TinyLlama shape): 8 per
+ * thread: Q4_0 equal, F16 within 4%; 32 per thread: Q4_0 6% slower (items of
+ * 32 Q4_0 rows take ~2 us, a claim ~0.1-0.2 us); items of 16 rows: F16 5-8%
+ * slower. Counted in units (tiles or rows). */
 static int64_t gemv_item_rows(int64_t n_units, int n_threads)
 {
-    const int64_t per = (n_units + 32 * (int64_t)n_threads - 1) / (32 * (int64_t)n_threads);
+    const int64_t per = (n_units + 8 * (int64_t)n_threads - 1) / (8 * (int64_t)n_threads);
     return LLV_MAX(4, per);
 }
 
