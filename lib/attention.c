@@ -233,22 +233,25 @@ static void attend_block(const attn_args *a, const float *q, int64_t q_stride, f
     }
 }
 
+/* One attention call as a parallel loop: the blocked path's items are
+ * (query block, head) pairs with per-slot scratch, the row path's are runs of
+ * ROW_RUN (query row, head) pairs. */
 typedef struct {
     const attn_args *a;
     float *out;
     int64_t out_stride;
     const float *q;
-    int64_t q_stride, n_q, n_kv;
+    int64_t q_stride, n_q, n_kv, n_items;
     int n_head, group;
     bool causal;
     int64_t q_pos0;
-    float *scratch;
+    float *scratch;   /* blocked path: `per` floats per slot */
     size_t per;
-} blocked_job;
+} attn_job;
 
 static void blocked_item(void *ctx, int64_t it, int slot)
 {
-    const blocked_job *j = ctx;
+    const attn_job *j = ctx;
     const int64_t n_qb = (j->n_q + QB - 1) / QB;
     /* late query blocks first: under a causal mask they are the longest */
     const int64_t b = n_qb - 1 - it / j->n_head;
@@ -259,23 +262,12 @@ static void blocked_item(void *ctx, int64_t it, int slot)
                  j->q_pos0, j->scratch + (size_t)slot * j->per);
 }
 
-/* One query row x one head per item, in runs of 4 items. */
-typedef struct {
-    const attn_args *a;
-    float *out;
-    int64_t out_stride;
-    const float *q;
-    int64_t q_stride, n_items, n_kv;
-    int n_head, group, head_dim;
-    bool causal;
-    int64_t q_pos0;
-} row_job;
-
 #define ROW_RUN 4
 
 static void row_item(void *ctx, int64_t run, int slot)
 {
-    const row_job *j = ctx;
+    const attn_job *j = ctx;
+    const int head_dim = j->a->head_dim;
     (void)slot;
     const int64_t end = LLV_MIN((run + 1) * ROW_RUN, j->n_items);
     for (int64_t it = run * ROW_RUN; it < end; it++) {
@@ -284,8 +276,8 @@ static void row_item(void *ctx, int64_t run, int slot)
         int64_t n_keys = j->n_kv;
         if (j->causal)
             n_keys = LLV_MAX(0, LLV_MIN(j->n_kv, j->q_pos0 + i + 1));
-        const float *qi = j->q + i * j->q_stride + (int64_t)h * j->head_dim;
-        float *oi = j->out + i * j->out_stride + (int64_t)h * j->head_dim;
+        const float *qi = j->q + i * j->q_stride + (int64_t)h * head_dim;
+        float *oi = j->out + i * j->out_stride + (int64_t)h * head_dim;
         attend_row(j->a, qi, h / j->group, n_keys, oi);
     }
 }
@@ -304,7 +296,7 @@ static bool attention_blocked(const attn_args *a, float *out, int64_t out_stride
     float *scratch = llv_malloc_aligned(total);
     if (!scratch)
         return false;
-    blocked_job job = { a, out, out_stride, q, q_stride, n_q, n_kv, n_head, group, causal, q_pos0, scratch, per };
+    attn_job job = { a, out, out_stride, q, q_stride, n_q, n_kv, n_items, n_head, group, causal, q_pos0, scratch, per };
     llv_parallel_for(n_items, n_threads, blocked_item, &job);
     llv_free_aligned(scratch);
     return true;
@@ -325,7 +317,7 @@ void llv_attention(float *out, int64_t out_stride, const float *q, int64_t q_str
         attention_blocked(&a, out, out_stride, q, q_stride, n_q, n_kv, n_head, group > 0 ? group : 1, causal,
                           q_pos0, n_threads))
         return;
-    row_job job = { &a, out, out_stride, q, q_stride, n_items, n_kv, n_head, group > 0 ? group : 1, head_dim,
-                    causal, q_pos0 };
+    attn_job job = { &a, out, out_stride, q, q_stride, n_q, n_kv, n_items, n_head, group > 0 ? group : 1, causal,
+                     q_pos0, NULL, 0 };
     llv_parallel_for((n_items + ROW_RUN - 1) / ROW_RUN, n_threads, row_item, &job);
 }

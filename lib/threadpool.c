@@ -12,14 +12,16 @@
  * back to sleep.
  *
  * Protocol. One 64-bit word holds the job generation (high 32 bits), the
- * number of workers that joined the job (10 bits) and the next unclaimed
- * unit (22 bits). A claim is a compare-and-swap on the whole word, so it
- * fails if the job changed: a late worker can never take a unit of a later
- * job. The job's fields are written before its generation is published and
- * are only trusted after a successful claim; the job cannot end while one
- * of its units is claimed but unfinished, so they are stable then.
- * The caller is slot 0; a worker gets slot 1 + (workers joined before it)
- * with its first claim, and only while that stays below n_threads.
+ * slots still free for workers (10 bits) and the units not yet claimed (22
+ * bits). A claim is a compare-and-swap on the whole word that decrements
+ * the units left (and, for a worker's first claim, the free slots), so
+ * whether a unit can be taken is decided by the word alone: a late worker
+ * can never take a unit of a later job, or one of a finished job. Only after
+ * a successful claim does a thread read the job's fields (written before the
+ * generation was published); it then holds an unfinished unit, so the job
+ * cannot end and its fields cannot be replaced until that unit is done.
+ * Unit = units - (units left before the claim). The caller is slot 0; a
+ * worker gets slot n_threads - (free slots before its first claim).
  *
  * One job at a time: a caller that finds the pool busy (another host
  * thread, or a call from inside fn) runs its loop alone. The child of a
@@ -74,6 +76,7 @@ int llv_cpu_count(void)
 
 const char *llv_threads_backend(void) { return "openmp"; }
 void llv_pool_test_stall_workers(int on) { (void)on; }
+void llv_pool_test_delay_claims(int us) { (void)us; }
 
 void llv_parallel_for(int64_t n, int n_threads, item_fn fn, void *ctx)
 {
@@ -94,19 +97,19 @@ void llv_parallel_for(int64_t n, int n_threads, item_fn fn, void *ctx)
 
 #else /* the pool */
 
-#define UNIT_BITS   22
-#define JOINED_BITS 10
-#define GEN_SHIFT   (UNIT_BITS + JOINED_BITS)
-#define UNIT_MASK   ((UINT64_C(1) << UNIT_BITS) - 1)
-#define JOINED_MASK ((UINT64_C(1) << JOINED_BITS) - 1)
+#define LEFT_BITS   22            /* units not yet claimed */
+#define FREE_BITS   10            /* worker slots not yet taken */
+#define GEN_SHIFT   (LEFT_BITS + FREE_BITS)
+#define LEFT_MASK   ((UINT64_C(1) << LEFT_BITS) - 1)
+#define FREE_MASK   ((UINT64_C(1) << FREE_BITS) - 1)
 #define GEN_MASK    UINT64_C(0xFFFFFFFF)
-#define UNITS_MAX   ((int64_t)UNIT_MASK)
+#define UNITS_MAX   ((int64_t)LEFT_MASK)
 /* A worker that finds no job spins this long before it sleeps: the gaps
  * between the loops of one decode step are microseconds, and a wake-up
  * from a condition variable costs tens of them. */
 #define SPIN_NS     200000
 
-_Static_assert(LLV_POOL_MAX_THREADS - 1 <= (int)JOINED_MASK, "joined-worker field too narrow");
+_Static_assert(LLV_POOL_MAX_THREADS - 1 <= (int)FREE_MASK, "free-slot field too narrow");
 
 typedef struct {
     item_fn fn;
@@ -119,7 +122,8 @@ static struct {
     _Atomic int64_t  done;       /* units finished in the current job */
     atomic_int       busy;       /* a caller owns the pool */
     atomic_int       sleepers;   /* workers in pthread_cond_wait */
-    atomic_int       stall;      /* test hook */
+    atomic_int       stall;      /* test hooks */
+    atomic_int       test_claim_delay_us;
     /* the current job; written by its caller before it is published */
     _Atomic(item_fn) fn;
     _Atomic(void *)  ctx;
@@ -129,14 +133,24 @@ static struct {
     pthread_mutex_t  mu;
     pthread_cond_t   cv;
     int              n_workers;  /* under mu */
+    int              grow_failed; /* under mu: pthread_create failed, stop trying */
 } pool = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 const char *llv_threads_backend(void) { return "pool"; }
 void llv_pool_test_stall_workers(int on) { atomic_store(&pool.stall, on ? 1 : 0); }
+void llv_pool_test_delay_claims(int us) { atomic_store(&pool.test_claim_delay_us, us > 0 ? us : 0); }
 
 static uint64_t gen_of(uint64_t w) { return w >> GEN_SHIFT; }
+
+/* Test hook: a thread that stops between reading the word and claiming. */
+static void test_delay(void)
+{
+    const int us = atomic_load_explicit(&pool.test_claim_delay_us, memory_order_relaxed);
+    struct timespec ts = { 0, (long)us * 1000 };
+    nanosleep(&ts, NULL);
+}
 
 /* Claims the next unit of job `gen` and fills *j; returns the unit, or -1
  * when the job is over, has no unit left, or has no slot left for a worker
@@ -147,27 +161,28 @@ static int64_t claim(uint64_t gen, int *slot, job *j)
     for (;;) {
         if (gen_of(w) != gen)
             return -1;
-        const uint64_t unit = w & UNIT_MASK, joined = (w >> UNIT_BITS) & JOINED_MASK;
-        /* may belong to a later job; then the exchange below fails */
-        const int64_t units = atomic_load_explicit(&pool.units, memory_order_relaxed);
-        const int n_threads = atomic_load_explicit(&pool.n_threads, memory_order_relaxed);
-        if ((int64_t)unit >= units)
+        const uint64_t left = w & LEFT_MASK, free_slots = (w >> LEFT_BITS) & FREE_MASK;
+        if (left == 0)
             return -1;
-        uint64_t want = w + 1;
+        uint64_t want = w - 1;
         if (*slot < 0) {
-            if ((int64_t)joined + 1 >= n_threads)
+            if (free_slots == 0)
                 return -1;
-            want += UINT64_C(1) << UNIT_BITS;
+            want -= UINT64_C(1) << LEFT_BITS;
         }
+        if (*slot != 0 && atomic_load_explicit(&pool.test_claim_delay_us, memory_order_relaxed))
+            test_delay();   /* workers only */
         if (atomic_compare_exchange_weak_explicit(&pool.word, &w, want, memory_order_acq_rel,
                                                   memory_order_acquire)) {
+            /* a unit of this job is ours and unfinished: its fields are stable */
+            const int64_t units = atomic_load_explicit(&pool.units, memory_order_relaxed);
             if (*slot < 0)
-                *slot = (int)joined + 1;
+                *slot = atomic_load_explicit(&pool.n_threads, memory_order_relaxed) - (int)free_slots;
             j->fn = atomic_load_explicit(&pool.fn, memory_order_relaxed);
             j->ctx = atomic_load_explicit(&pool.ctx, memory_order_relaxed);
             j->n = atomic_load_explicit(&pool.n, memory_order_relaxed);
             j->per = atomic_load_explicit(&pool.per, memory_order_relaxed);
-            return (int64_t)unit;
+            return units - (int64_t)left;
         }
     }
 }
@@ -237,6 +252,7 @@ static void atfork_child(void)
     pthread_mutex_init(&pool.mu, NULL);
     pthread_cond_init(&pool.cv, NULL);
     pool.n_workers = 0;
+    pool.grow_failed = 0;
     atomic_store(&pool.sleepers, 0);
     atomic_store(&pool.busy, 0);
 }
@@ -246,7 +262,7 @@ static void register_atfork(void) { pthread_atfork(atfork_prepare, atfork_parent
  * that cannot be created are simply not there; the caller covers for them. */
 static void grow(int want)
 {
-    if (pool.n_workers >= want)   /* only the pool's owner changes it */
+    if (pool.n_workers >= want || pool.grow_failed)   /* only the pool's owner changes them */
         return;
     pthread_once(&atfork_once, register_atfork);
     pthread_mutex_lock(&pool.mu);
@@ -258,13 +274,17 @@ static void grow(int want)
         while (pool.n_workers < want) {
             pthread_t t;
             pthread_attr_t attr;
-            if (pthread_attr_init(&attr) != 0)
+            if (pthread_attr_init(&attr) != 0) {
+                pool.grow_failed = 1;
                 break;
+            }
             pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
             int rc = pthread_create(&t, &attr, worker_main, (void *)(uintptr_t)gen);
             pthread_attr_destroy(&attr);
-            if (rc != 0)
+            if (rc != 0) {
+                pool.grow_failed = 1;   /* e.g. a thread limit: not retried on every loop */
                 break;
+            }
             pool.n_workers++;
         }
         pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -296,7 +316,8 @@ void llv_parallel_for(int64_t n, int n_threads, item_fn fn, void *ctx)
     atomic_store_explicit(&pool.n_threads, n_threads, memory_order_relaxed);
     atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
     const uint64_t gen = (gen_of(atomic_load_explicit(&pool.word, memory_order_relaxed)) + 1) & GEN_MASK;
-    atomic_store(&pool.word, gen << GEN_SHIFT);   /* publish (seq_cst: see wait_for_job) */
+    /* publish (seq_cst: see wait_for_job) */
+    atomic_store(&pool.word, gen << GEN_SHIFT | (uint64_t)(n_threads - 1) << LEFT_BITS | (uint64_t)units);
     if (atomic_load(&pool.sleepers) > 0) {
         pthread_mutex_lock(&pool.mu);
         pthread_cond_broadcast(&pool.cv);

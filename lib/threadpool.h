@@ -17,8 +17,9 @@
  * for per-thread scratch: two items with the same slot never run at the
  * same time. Returns when every item has finished. The caller never waits
  * for a worker that has not started an item, so a descheduled worker costs
- * nothing. Safe to call from several host threads and from inside fn (such
- * calls run on the calling thread alone). Never fails: without workers
+ * nothing. Safe to call from several host threads and from inside fn: the
+ * pool runs one loop at a time, and a call that finds it busy runs on its
+ * calling thread alone. Never fails: without workers
  * (none could be created, after fork) the caller runs every item. */
 LLV_INTERNAL void llv_parallel_for(int64_t n, int n_threads, void (*fn)(void *ctx, int64_t i, int slot), void *ctx);
 
@@ -31,5 +32,8 @@ LLV_INTERNAL const char *llv_threads_backend(void);
 /* Tests: while on, pool workers stop claiming items (they stand for
  * descheduled threads); loops must still finish, run by their callers. */
 LLV_INTERNAL void llv_pool_test_stall_workers(int on);
+/* Tests: pool workers sleep `us` microseconds between reading the job word
+ * and claiming (late threads); 0 turns it off. */
+LLV_INTERNAL void llv_pool_test_delay_claims(int us);
 
 #endif
