@@ -39,7 +39,9 @@
  * Compute threads: the calling thread plus workers of a pool the library
  * starts on first use and keeps, sleeping when idle, with every signal
  * blocked. The caller never waits for a worker that has not started its
- * share, so a descheduled worker does not stall a busy host. Built with
+ * share, so a descheduled worker does not stall a busy host. The pool runs
+ * one computation at a time: a second host thread computing at the same
+ * moment runs its computation on its own thread. Built with
  * --with-threads=openmp it uses OpenMP num_threads clauses instead. Either
  * way the library never changes the host's OpenMP state and never calls a
  * user callback from a worker or inside a parallel loop.
