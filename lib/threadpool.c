@@ -152,9 +152,11 @@ static void test_delay(void)
     nanosleep(&ts, NULL);
 }
 
-/* Claims the next unit of job `gen` and fills *j; returns the unit, or -1
- * when the job is over, has no unit left, or has no slot left for a worker
- * that has not joined yet (*slot < 0; the first claim sets it). */
+/* Claims the next unit of job `gen` and fills *j; returns the unit, -1 when
+ * the job is over or has no unit left, or NO_SLOT when units are left but
+ * no slot for a worker that has not joined yet (*slot < 0; the first claim
+ * sets it). */
+#define NO_SLOT (-2)
 static int64_t claim(uint64_t gen, int *slot, job *j)
 {
     uint64_t w = atomic_load_explicit(&pool.word, memory_order_acquire);
@@ -167,7 +169,7 @@ static int64_t claim(uint64_t gen, int *slot, job *j)
         uint64_t want = w - 1;
         if (*slot < 0) {
             if (free_slots == 0)
-                return -1;
+                return NO_SLOT;
             want -= UINT64_C(1) << LEFT_BITS;
         }
         if (*slot != 0 && atomic_load_explicit(&pool.test_claim_delay_us, memory_order_relaxed))
@@ -204,12 +206,13 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Waits until the generation differs from `seen`; returns it. */
-static uint64_t wait_for_job(uint64_t seen)
+/* Waits until the generation differs from `seen`; returns it. Spins first
+ * unless `spin` is false. */
+static uint64_t wait_for_job(uint64_t seen, bool spin)
 {
     uint64_t g;
     const int64_t t0 = now_ns();
-    for (unsigned i = 1;; i++) {
+    for (unsigned i = 1; spin; i++) {
         if ((g = gen_of(atomic_load_explicit(&pool.word, memory_order_acquire))) != seen)
             return g;
         cpu_relax();
@@ -217,7 +220,7 @@ static uint64_t wait_for_job(uint64_t seen)
             break;
     }
     /* seq_cst pairs with the caller's publish: either it sees a sleeper and
-     * broadcasts under the mutex, or this load sees its new generation. */
+     * signals under the mutex, or this load sees its new generation. */
     pthread_mutex_lock(&pool.mu);
     atomic_fetch_add(&pool.sleepers, 1);
     while ((g = gen_of(atomic_load(&pool.word))) == seen)
@@ -230,15 +233,20 @@ static uint64_t wait_for_job(uint64_t seen)
 static void *worker_main(void *arg)
 {
     uint64_t seen = (uint64_t)(uintptr_t)arg;
+    bool spin = true;
     for (;;) {
-        const uint64_t gen = wait_for_job(seen);
+        const uint64_t gen = wait_for_job(seen, spin);
         seen = gen;
         if (atomic_load_explicit(&pool.stall, memory_order_relaxed))
             continue;
         int slot = -1;
         job j;
-        for (int64_t u; (u = claim(gen, &slot, &j)) >= 0;)
+        int64_t u;
+        while ((u = claim(gen, &slot, &j)) >= 0)
             run_unit(&j, u, slot);
+        /* More workers than the loops use (an earlier call asked for more
+         * threads): this one sleeps at once instead of spinning. */
+        spin = u != NO_SLOT;
     }
     return NULL;
 }
@@ -318,9 +326,12 @@ void llv_parallel_for(int64_t n, int n_threads, item_fn fn, void *ctx)
     const uint64_t gen = (gen_of(atomic_load_explicit(&pool.word, memory_order_relaxed)) + 1) & GEN_MASK;
     /* publish (seq_cst: see wait_for_job) */
     atomic_store(&pool.word, gen << GEN_SHIFT | (uint64_t)(n_threads - 1) << LEFT_BITS | (uint64_t)units);
-    if (atomic_load(&pool.sleepers) > 0) {
+    /* Wake only as many sleepers as the loop has slots for workers. */
+    const int sleeping = atomic_load(&pool.sleepers);
+    if (sleeping > 0) {
         pthread_mutex_lock(&pool.mu);
-        pthread_cond_broadcast(&pool.cv);
+        for (int k = 0; k < sleeping && k < n_threads - 1; k++)
+            pthread_cond_signal(&pool.cv);
         pthread_mutex_unlock(&pool.mu);
     }
 

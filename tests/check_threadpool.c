@@ -36,8 +36,6 @@ typedef struct {
     int spin;                /* busy work per item (makes overlaps visible) */
 } count_job;
 
-static volatile unsigned spin_sink;
-
 static void count_item(void *ctx, int64_t i, int slot)
 {
     count_job *j = ctx;
@@ -48,8 +46,9 @@ static void count_item(void *ctx, int64_t i, int slot)
     }
     if (atomic_exchange(&j->busy[slot], 1))
         atomic_fetch_add(&j->overlap, 1);
+    volatile unsigned sink = 0;   /* per call: no shared write */
     for (int k = 0; k < j->spin; k++)
-        spin_sink += (unsigned)k;
+        sink += (unsigned)k;
     int m = atomic_load(&j->max_slot);
     while (slot > m && !atomic_compare_exchange_weak(&j->max_slot, &m, slot))
         ;
