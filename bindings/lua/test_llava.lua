@@ -340,10 +340,20 @@ test("collectgarbage loop: no growth", function()
   local kb1, rss1 = collectgarbage("count"), rss_kb()
   print(string.format("        (Lua heap %+.1f KB, RSS %+d KB over 40 loads)", kb1 - kb0, rss1 - rss0))
   assert(kb1 - kb0 < 64, "Lua heap grew by " .. (kb1 - kb0) .. " KB")
-  -- one leaked LM copy alone is > 8 MB. (AddressSanitizer's quarantine
-  -- keeps freed memory resident: there LeakSanitizer does this check.)
+  -- A leaked LM copy per load would add 40 x 17 MB. glibc may keep up to
+  -- two freed copies in its heap (its mmap threshold grows past the model
+  -- size after the first free; seen once in CI: +34 MB), so the bound is two
+  -- copies + 4 MB: bounded allocator caching passes, a per-load leak cannot.
+  -- (AddressSanitizer's quarantine keeps freed memory resident: there
+  -- LeakSanitizer does this check, byte-exact.)
+  local f = assert(io.open(lm_path(), "rb"))
+  local lm_kb = math.floor(f:seek("end") / 1024)
+  f:close()
+  local limit = 2 * lm_kb + 4096
   local asan = (os.getenv("LD_PRELOAD") or ""):find("asan") or os.getenv("ASAN_OPTIONS")
-  if not asan then assert(rss1 - rss0 < 4096, "RSS grew by " .. (rss1 - rss0) .. " KB") end
+  if not asan then
+    assert(rss1 - rss0 < limit, "RSS grew by " .. (rss1 - rss0) .. " KB (limit " .. limit .. " KB)")
+  end
 end)
 
 test("to-be-closed variables (Lua 5.4)", function()
