@@ -150,15 +150,22 @@ static bool q8_rows_plan(const llv_kernel_ops *ops, const llv_weight *w, int64_t
     return !llv_add_overflow(*total, side_bytes, total);
 }
 
+/* One activation row (n values) quantized to the partner type: the ISA's
+ * quantizer when it has one, else the reference. */
+static void quantize_activation(const llv_kernel_ops *ops, int partner, const float *x, uint8_t *dst, int64_t n)
+{
+    if (ops->quantize_q8)
+        ops->quantize_q8(partner, x, dst, n);
+    else
+        llv_quantize_row(partner, x, dst, n);
+}
+
 static void q8_rows_fill(const llv_kernel_ops *ops, const q8_rows *q, const float *x, int64_t n_rows, uint8_t *buf)
 {
     const int64_t n_in = q->w->n_in;
     for (int64_t m = 0; m < n_rows; m++) {
         uint8_t *xq = buf + q->off + (size_t)m * q->xrb;
-        if (ops->quantize_q8)
-            ops->quantize_q8(q->partner, x + m * n_in, xq, n_in);
-        else
-            llv_quantize_row(q->partner, x + m * n_in, xq, n_in);
+        quantize_activation(ops, q->partner, x + m * n_in, xq, n_in);
         if (q->sb)
             ops->q8_side(q->w->type, xq, n_in, buf + q->side_off + (size_t)m * q->sb);
     }
@@ -192,8 +199,8 @@ static inline void q8_rows_dot(const llv_kernel_ops *ops, const q8_rows *q, cons
  * machine against OpenMP's static schedule (decode, TinyLlama shape): 8 per
  * thread: Q4_0 equal, F16 within 4%; 32 per thread: Q4_0 6% slower (items of
  * 32 Q4_0 rows take ~2 us, a claim ~0.1-0.2 us); items of 16 rows: F16 5-8%
- * slower. Counted in units (tiles or rows). */
-static int64_t gemv_item_rows(int64_t n_units, int n_threads)
+ * slower. Counted in tiles of GEMV_TILE rows. */
+static int64_t gemv_item_units(int64_t n_units, int n_threads)
 {
     const int64_t per = (n_units + 8 * (int64_t)n_threads - 1) / (8 * (int64_t)n_threads);
     return LLV_MAX(4, per);
@@ -228,7 +235,7 @@ static void gemv_q8_item(void *ctx, int64_t item, int slot)
 
 /* Integer GEMV of n_w weights over the same rows x in one parallel region:
  * the tiles of GEMV_TILE output rows of all weights are one index space
- * (claimed in items of gemv_item_rows tiles). False when a weight has no integer
+ * (claimed in items of gemv_item_units tiles). False when a weight has no integer
  * path or the buffer cannot be allocated. */
 static bool gemv_q8_group(const llv_kernel_ops *ops, const llv_weight *const *ws, int n_w, const float *x,
                           int64_t n_rows, float *const *ys, const float *const *biases, int n_threads)
@@ -248,7 +255,7 @@ static bool gemv_q8_group(const llv_kernel_ops *ops, const llv_weight *const *ws
         return false;
     for (int i = 0; i < n_w; i++)
         q8_rows_fill(ops, &q[i], x, n_rows, buf);
-    gemv_q8_job job = { ops, ws, q, tiles, buf, n_rows, n_tiles, gemv_item_rows(n_tiles, n_threads), ys, biases };
+    gemv_q8_job job = { ops, ws, q, tiles, buf, n_rows, n_tiles, gemv_item_units(n_tiles, n_threads), ys, biases };
     llv_parallel_for((n_tiles + job.item_tiles - 1) / job.item_tiles, n_threads, gemv_q8_item, &job);
     llv_free_aligned(buf);
     return true;
@@ -280,7 +287,8 @@ static void gemv(const llv_kernel_ops *ops, const llv_weight *w, const float *x,
         n_threads = 1;
     if (__atomic_load_n(&int8_gemv, __ATOMIC_RELAXED) && gemv_q8_group(ops, &w, 1, x, n_rows, &y, &bias, n_threads))
         return;
-    gemv_job job = { ops, w, x, bias, y, n_rows, 4 * gemv_item_rows((n_out + 3) / 4, n_threads) };
+    const int64_t n_tiles = (n_out + GEMV_TILE - 1) / GEMV_TILE;
+    gemv_job job = { ops, w, x, bias, y, n_rows, GEMV_TILE * gemv_item_units(n_tiles, n_threads) };
     llv_parallel_for((n_out + job.item_rows - 1) / job.item_rows, n_threads, gemv_item, &job);
 }
 
@@ -370,10 +378,7 @@ static void gemm_q8_quantize_row(void *ctx, int64_t m, int slot)
     const gemm_q8_job *j = ctx;
     (void)slot;
     const int64_t n_in = j->w->n_in;
-    if (j->ops->quantize_q8)
-        j->ops->quantize_q8(j->partner, j->x + m * n_in, j->xq + (size_t)m * j->xrb, n_in);
-    else
-        llv_quantize_row(j->partner, j->x + m * n_in, j->xq + (size_t)m * j->xrb, n_in);
+    quantize_activation(j->ops, j->partner, j->x + m * n_in, j->xq + (size_t)m * j->xrb, n_in);
 }
 
 static void gemm_q8_panel(void *ctx, int64_t p, int slot)
