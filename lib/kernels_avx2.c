@@ -600,8 +600,8 @@ static const llv_kernel_ops ops_avx2 = {
     .q8_side = llv_avx2_q8_side,
     .dot_q8_side = llv_avx2_dot_q8_side,
     .dot_q8_rows = llv_avx2_dot_q8_rows,
-    .gemm_q8_has = llv_avx2_gemm_q8_has,
-    .gemm_q8 = llv_avx2_gemm_q8,
+    .gemm_i8_has = llv_avx2_gemm_i8_has,
+    .gemm_i8 = llv_avx2_gemm_i8,
 };
 
 const llv_kernel_ops *llv_kernel_ops_avx2(void) { return &ops_avx2; }

@@ -1,6 +1,6 @@
 /*
  * kernels_avx2_inline.h - small AVX2 helpers shared by the AVX2 kernel files
- * (kernels_avx2.c, kernels_avx2_q8.c, kernels_avx2_gemm_q8.c). Include after
+ * (kernels_avx2.c, kernels_avx2_q8.c, kernels_avx2_gemm_i8.c). Include after
  * <immintrin.h> and <string.h>, inside #if LLV_HAVE_X86_SIMD. Each file keeps
  * its own AVX2 attribute macro (kernels_avx2_q8.c aligns its functions).
  */

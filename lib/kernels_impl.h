@@ -85,19 +85,39 @@ typedef struct llv_kernel_ops {
      * loops over dot_q8_side / dot_q8. */
     void (*dot_q8_rows)(int type, const void *w, size_t wrb, int nr, const void *xq, const void *side, int64_t n,
                         float *out);
-    /* Integer GEMM tile (prefill), for the weight types gemm_q8_has() accepts:
-     *   y[c*ldy + r] = sum_k w_r[k] * xq_c[k]   r < nr <= LLV_Q8_TILE_R, c < nc <= LLV_Q8_TILE_C
-     * with w_r = w + r*wrb (weight rows) and xq_c = xq + c*xrb (activation
-     * rows quantized to q8_partner(type)). NULL in tables without it
-     * (matmul then dequantizes to f32 and runs the packed f32 GEMM). */
-    bool (*gemm_q8_has)(int type);
-    void (*gemm_q8)(int type, const void *w, size_t wrb, int nr, const void *xq, size_t xrb, int nc, int64_t n,
-                    float *y, int64_t ldy);
+    /* Packed integer GEMM strip (prefill; layout and reference in
+     * kernels_i8.c), for the weight types gemm_i8_has() accepts:
+     *   y[c*ldy + r] = (first ? bias[r] (0 if bias NULL) : y[c*ldy + r]) + P,
+     *   P = sum over blocks [b0, b0+nblk) of w_r . xq_c
+     * for r < nr <= LLV_I8_ROWS, c < nc <= LLV_I8_COLS; wp is the strip
+     * packed by llv_i8_pack (32-byte aligned), xq_c = xq + c*xrb the
+     * activation rows quantized to q8_partner(type), side + c*srb their
+     * llv_i8_side data. Must equal llv_i8_strip_ref bit for bit. NULL in
+     * tables without it (matmul then runs the packed f32 GEMM). */
+    bool (*gemm_i8_has)(int type);
+    void (*gemm_i8)(int type, const void *wp, int64_t b0, int64_t nblk, const void *xq, size_t xrb,
+                    const void *side, size_t srb, int nc, float *y, int64_t ldy, int nr, const float *bias,
+                    int first);
 } llv_kernel_ops;
 
-/* Largest integer GEMM tile: weight rows x activation rows. */
-#define LLV_Q8_TILE_R 4
-#define LLV_Q8_TILE_C 4
+/* Packed integer GEMM (kernels_i8.c): weight rows per strip, activation
+ * rows per kernel call, and the packed bytes per block of each type. */
+#define LLV_I8_ROWS 16
+#define LLV_I8_COLS 3
+#define LLV_I8_Q4_0_BYTES 576   /* per 32 values */
+#define LLV_I8_Q4_K_BYTES 4992  /* per 256 values */
+LLV_INTERNAL bool llv_i8_type_supported(int type);
+LLV_INTERNAL int64_t llv_i8_block(int type);
+LLV_INTERNAL size_t llv_i8_packed_block_bytes(int type);
+LLV_INTERNAL size_t llv_i8_side_block_bytes(int type);
+/* Pack weight rows 0..nr-1 (nr <= LLV_I8_ROWS; row i at w + i*wrb), blocks
+ * [b0, b0 + nblk), into dst (nblk * llv_i8_packed_block_bytes). */
+LLV_INTERNAL void llv_i8_pack(int type, const void *w, size_t wrb, int nr, int64_t b0, int64_t nblk, void *dst);
+/* Side data of one activation row quantized to the partner type (n values). */
+LLV_INTERNAL void llv_i8_side(int type, const void *xq, int64_t n, void *side);
+LLV_INTERNAL void llv_i8_strip_ref(int type, const void *wp, int64_t b0, int64_t nblk, const void *xq, size_t xrb,
+                                   const void *side, size_t srb, int nc, float *y, int64_t ldy, int nr,
+                                   const float *bias, int first);
 
 /* The table in use (dispatch, or the reference when forced). */
 LLV_INTERNAL const llv_kernel_ops *llv_ops(void);
@@ -114,10 +134,11 @@ LLV_INTERNAL void llv_avx2_q8_side(int type, const void *xq, int64_t n, void *si
 LLV_INTERNAL float llv_avx2_dot_q8_side(int type, const void *w, const void *xq, const void *side, int64_t n);
 LLV_INTERNAL void llv_avx2_dot_q8_rows(int type, const void *w, size_t wrb, int nr, const void *xq, const void *side,
                                       int64_t n, float *out);
-/* Its integer GEMM tiles (kernels_avx2_gemm_q8.c; x86 only). */
-LLV_INTERNAL bool llv_avx2_gemm_q8_has(int type);
-LLV_INTERNAL void llv_avx2_gemm_q8(int type, const void *w, size_t wrb, int nr, const void *xq, size_t xrb,
-                                   int nc, int64_t n, float *y, int64_t ldy);
+/* Its packed integer GEMM strips (kernels_avx2_gemm_i8.c; x86 only). */
+LLV_INTERNAL bool llv_avx2_gemm_i8_has(int type);
+LLV_INTERNAL void llv_avx2_gemm_i8(int type, const void *wp, int64_t b0, int64_t nblk, const void *xq, size_t xrb,
+                                   const void *side, size_t srb, int nc, float *y, int64_t ldy, int nr,
+                                   const float *bias, int first);
 
 /* Process-wide switches of the integer paths, for tests and benchmarks:
  * GEMV (decode, default on) and GEMM (prefill, default off; see matmul.c). */

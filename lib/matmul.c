@@ -7,15 +7,19 @@
  * Numerics: weights are dequantized exactly (to f32) and dotted with the f32
  * activations, accumulating in f32 (FMA lanes); the activations are never
  * rounded to F16, so the result differs from the exact product of the stored
- * weights only by f32 summation error. One exception, for decode speed: the
- * GEMV of quantized weights (all block types) on AVX2 quantizes the activation
- * row to Q8_0/Q8_K and uses integer block dots, as llama.cpp does; that adds
- * at most 0.57*d_x*sum|w| per output (d_x = the activation block's step,
- * amax/127), asserted in tests/check_kernels.c. llv_matmul_set_int8_gemv(0)
- * turns it off process-wide. An integer GEMM for prefill exists too but is
- * opt-in (llv_matmul_set_int8_gemm; see gemm_q8 for why).
+ * weights only by f32 summation error. One exception, for speed: on ISAs
+ * with integer block dots (AVX2, NEON), products with quantized weights (all
+ * block types) quantize the activation rows to Q8_0/Q8_K, as llama.cpp does:
+ * the GEMV (decode) and the integer GEMM (prefill; Q4_0/Q4_K strips) compute
+ * in integers, and the other quantized types in a prefill see their
+ * activation rows rounded the same way before the f32 GEMM, so every product
+ * with quantized weights uses the same 8-bit activations whatever the row
+ * count. That adds at most 0.57*d_x*sum|w| per output (d_x = the activation
+ * block's step, amax/127), asserted in tests/check_kernels.c.
+ * llv_matmul_set_int8_gemv(0) turns all of it off process-wide (exact f32
+ * products), llv_matmul_set_int8_gemm(0) only the prefill part.
  *
- * Two drivers:
+ * Three drivers:
  *  - GEMV (up to GEMV_MAX_ROWS rows, the decode case; memory bound):
  *    parallel over output rows (llv_parallel_for items of many rows); F32/F16/BF16 rows are dotted directly;
  *    quantized rows use the ISA's integer block dots against the activation
@@ -35,6 +39,11 @@
  *    6 x 16 register tiles (outer-product form: broadcast x, FMA into 12
  *    accumulators, no horizontal sums). Each weight byte is read from memory
  *    and dequantized once per call.
+ *  - Integer GEMM (prefill with Q4_0/Q4_K weights on an ISA with strip
+ *    kernels; layout in kernels_i8.c): the same panel scheme, but the panel
+ *    chunk is repacked as 4-bit codes interleaved for maddubs and multiplied
+ *    with the Q8 activation rows in integers (1.75x the f32 GEMM per core on
+ *    AVX2, where maddubs does 32 multiply-adds per instruction to FMA's 8).
  */
 #include "kernels_impl.h"
 
@@ -344,22 +353,16 @@ static void gemm_panel_packed(const llv_kernel_ops *ops, const llv_weight *w, in
 
 /* ---- integer GEMM ------------------------------------------------------------ */
 
-#define Q8_PANEL 32 /* weight rows per panel of the integer GEMM (multiple of LLV_Q8_TILE_R) */
+#define I8_PANEL 32 /* weight rows per panel of the integer GEMM (multiple of LLV_I8_ROWS) */
+#define I8_KC 512   /* its K chunk: the panel's packed chunk (~19 KB) stays in L1 */
 
-/* Quantized weights with an ISA tile kernel: the activation rows are
- * quantized once to Q8_0/Q8_K (exactly as the integer GEMV does, same
- * error bound), then each thread takes panels of Q8_PANEL weight rows and
- * sweeps all activation rows in LLV_Q8_TILE_C x LLV_Q8_TILE_R tiles: the
- * activation tile stays in L1 while the panel's rows (L2) pass by.
- * Returns false when not applicable or out of memory (caller falls back).
- *
- * Off by default (llv_matmul_set_int8_gemm): on AVX2 without VNNI it gains
- * only ~6% for Q4_K over dequantize + packed f32 GEMM (87 vs 82 GFLOP/s per
- * core) and Q4_0/Q8_0 tiles were slower (58/67), so only Q4_K has a tile;
- * a model mixing Q4_K with other types would then round activations to
- * 8 bits in some prefill products and not in others, which no reference
- * variant (exact / 8-bit GEMV / 8-bit everywhere) reproduces. */
-static int int8_gemm = 0;
+/* Quantized weights with an ISA strip kernel (kernels_i8.c): the activation
+ * rows are quantized once to Q8_0/Q8_K (exactly as the integer GEMV does,
+ * same error bound), then each thread takes panels of I8_PANEL weight rows;
+ * per K chunk it repacks the panel (llv_i8_pack) and sweeps all activation
+ * rows, LLV_I8_COLS at a time, against each strip of LLV_I8_ROWS rows.
+ * Returns false when not applicable or out of memory (caller falls back). */
+static int int8_gemm = 1;
 void llv_matmul_set_int8_gemm(int on) { __atomic_store_n(&int8_gemm, on ? 1 : 0, __ATOMIC_RELAXED); }
 
 typedef struct {
@@ -367,60 +370,122 @@ typedef struct {
     const llv_weight *w;
     const float *x, *bias;
     float *y;
-    uint8_t *xq;
-    size_t xrb;
+    uint8_t *xq, *side, *packs;
+    size_t xrb, srb, pack_bytes;
     int64_t n_rows;
     int partner;
-} gemm_q8_job;
+} gemm_i8_job;
 
-static void gemm_q8_quantize_row(void *ctx, int64_t m, int slot)
+static void gemm_i8_quantize_row(void *ctx, int64_t m, int slot)
 {
-    const gemm_q8_job *j = ctx;
+    const gemm_i8_job *j = ctx;
     (void)slot;
     const int64_t n_in = j->w->n_in;
-    quantize_activation(j->ops, j->partner, j->x + m * n_in, j->xq + (size_t)m * j->xrb, n_in);
+    uint8_t *xq = j->xq + (size_t)m * j->xrb;
+    quantize_activation(j->ops, j->partner, j->x + m * n_in, xq, n_in);
+    llv_i8_side(j->w->type, xq, n_in, j->side + (size_t)m * j->srb);
 }
 
-static void gemm_q8_panel(void *ctx, int64_t p, int slot)
+static void gemm_i8_panel(void *ctx, int64_t p, int slot)
 {
-    const gemm_q8_job *j = ctx;
+    const gemm_i8_job *j = ctx;
     const llv_weight *w = j->w;
-    const int64_t n_in = w->n_in, n_out = w->n_out, n_rows = j->n_rows;
-    const size_t xrb = j->xrb;
-    (void)slot;
-    const int64_t o0 = p * Q8_PANEL;
-    const int nb = (int)LLV_MIN(Q8_PANEL, n_out - o0);
-    for (int64_t m0 = 0; m0 < n_rows; m0 += LLV_Q8_TILE_C) {
-        const int nc = (int)LLV_MIN(LLV_Q8_TILE_C, n_rows - m0);
-        for (int r0 = 0; r0 < nb; r0 += LLV_Q8_TILE_R)
-            j->ops->gemm_q8(w->type, wrow(w, o0 + r0), w->row_bytes, LLV_MIN(LLV_Q8_TILE_R, nb - r0),
-                            j->xq + (size_t)m0 * xrb, xrb, nc, n_in, j->y + m0 * n_out + o0 + r0, n_out);
-        if (j->bias)
-            for (int c = 0; c < nc; c++)
-                for (int k = 0; k < nb; k++)
-                    j->y[(m0 + c) * n_out + o0 + k] += j->bias[o0 + k];
+    const int64_t n_out = w->n_out, n_rows = j->n_rows, o0 = p * I8_PANEL;
+    const int nb = (int)LLV_MIN(I8_PANEL, n_out - o0);
+    const int64_t blk = llv_i8_block(w->type), n_blk = w->n_in / blk, chunk = I8_KC / blk;
+    const size_t strip_bytes = (size_t)chunk * llv_i8_packed_block_bytes(w->type);
+    uint8_t *pk = j->packs + (size_t)slot * j->pack_bytes;
+    for (int64_t b0 = 0; b0 < n_blk; b0 += chunk) {
+        const int64_t nblk = LLV_MIN(chunk, n_blk - b0);
+        for (int s = 0; s * LLV_I8_ROWS < nb; s++)
+            llv_i8_pack(w->type, wrow(w, o0 + s * LLV_I8_ROWS), w->row_bytes, LLV_MIN(LLV_I8_ROWS, nb - s * LLV_I8_ROWS),
+                        b0, nblk, pk + s * strip_bytes);
+        for (int64_t m0 = 0; m0 < n_rows; m0 += LLV_I8_COLS) {
+            const int nc = (int)LLV_MIN(LLV_I8_COLS, n_rows - m0);
+            for (int s = 0; s * LLV_I8_ROWS < nb; s++)
+                j->ops->gemm_i8(w->type, pk + s * strip_bytes, b0, nblk, j->xq + (size_t)m0 * j->xrb, j->xrb,
+                                j->side + (size_t)m0 * j->srb, j->srb, nc, j->y + m0 * n_out + o0 + s * LLV_I8_ROWS,
+                                n_out, LLV_MIN(LLV_I8_ROWS, nb - s * LLV_I8_ROWS),
+                                j->bias ? j->bias + o0 + s * LLV_I8_ROWS : NULL, b0 == 0);
+        }
     }
 }
 
-static bool gemm_q8(const llv_kernel_ops *ops, const llv_weight *w, const float *x, int64_t n_rows, float *y,
+static bool gemm_i8(const llv_kernel_ops *ops, const llv_weight *w, const float *x, int64_t n_rows, float *y,
                     const float *bias, int n_threads)
 {
-    if (!__atomic_load_n(&int8_gemm, __ATOMIC_RELAXED) || !ops->gemm_q8 || !ops->gemm_q8_has ||
-        !ops->q8_partner || !ops->gemm_q8_has(w->type))
+    if (!__atomic_load_n(&int8_gemm, __ATOMIC_RELAXED) || !__atomic_load_n(&int8_gemv, __ATOMIC_RELAXED) ||
+        !ops->gemm_i8 || !ops->gemm_i8_has || !ops->q8_partner || !ops->gemm_i8_has(w->type))
         return false;
     const int partner = ops->q8_partner(w->type);
-    size_t xrb, total;
-    if (partner < 0 || !llv_row_bytes(partner, w->n_in, &xrb) || llv_mul_overflow(xrb, (size_t)n_rows, &total))
+    const int64_t blk = llv_i8_block(w->type);
+    size_t xrb, xq_bytes, side_bytes, total;
+    const size_t srb = (size_t)(w->n_in / blk) * llv_i8_side_block_bytes(w->type);
+    const size_t pack_bytes = (size_t)(I8_PANEL / LLV_I8_ROWS) * (size_t)(I8_KC / blk) * llv_i8_packed_block_bytes(w->type);
+    const int64_t n_panels = (w->n_out + I8_PANEL - 1) / I8_PANEL;
+    if (n_threads > n_panels)
+        n_threads = (int)n_panels;
+    if (partner < 0 || w->n_in % blk || !llv_row_bytes(partner, w->n_in, &xrb) ||
+        llv_mul_overflow(xrb, (size_t)n_rows, &xq_bytes) || llv_mul_overflow(srb, (size_t)n_rows, &side_bytes) ||
+        llv_mul_overflow(pack_bytes, (size_t)n_threads, &total) || llv_add_overflow(total, xq_bytes, &total) ||
+        llv_add_overflow(total, side_bytes, &total))
         return false;
-    uint8_t *xq = llv_malloc_aligned(total);
-    if (!xq)
+    uint8_t *buf = llv_malloc_aligned(total);
+    if (!buf)
         return false;
-    const int64_t n_panels = (w->n_out + Q8_PANEL - 1) / Q8_PANEL;
-    gemm_q8_job job = { ops, w, x, bias, y, xq, xrb, n_rows, partner };
-    llv_parallel_for(n_rows, n_threads, gemm_q8_quantize_row, &job);
-    llv_parallel_for(n_panels, n_threads, gemm_q8_panel, &job);
-    llv_free_aligned(xq);
+    /* packs first: pack_bytes is a multiple of 64, so every slot's strips stay aligned */
+    gemm_i8_job job = { ops, w, x, bias, y, buf + pack_bytes * (size_t)n_threads + side_bytes,
+                        buf + pack_bytes * (size_t)n_threads, buf, xrb, srb, pack_bytes, n_rows, partner };
+    llv_parallel_for(n_rows, n_threads, gemm_i8_quantize_row, &job);
+    llv_parallel_for(n_panels, n_threads, gemm_i8_panel, &job);
+    llv_free_aligned(buf);
     return true;
+}
+
+/* With the integer GEMM on, quantized weights that have no strip kernel
+ * (Q8_0, Q6_K, ...) get their activation rows rounded through the partner
+ * type (quantize, dequantize) before the f32 GEMM, so that every product
+ * with quantized weights sees the same 8-bit activations, at any row count
+ * and for every type of a mixed model (the "8-bit everywhere" variant of
+ * tests/test_reference_quant_c.py). Returns the rounded copy, or NULL when
+ * not applicable or out of memory (the product is then exact). */
+typedef struct {
+    const llv_kernel_ops *ops;
+    const float *x;
+    float *xr;
+    uint8_t *scratch;
+    size_t xrb;
+    int64_t n_in;
+    int partner;
+} round_job;
+
+static void round_row(void *ctx, int64_t m, int slot)
+{
+    const round_job *j = ctx;
+    uint8_t *q = j->scratch + (size_t)slot * j->xrb;
+    quantize_activation(j->ops, j->partner, j->x + m * j->n_in, q, j->n_in);
+    llv_dequantize_row(j->partner, q, j->xr + m * j->n_in, j->n_in);
+}
+
+static float *round_activations(const llv_kernel_ops *ops, const llv_weight *w, const float *x, int64_t n_rows,
+                                int n_threads)
+{
+    if (!__atomic_load_n(&int8_gemm, __ATOMIC_RELAXED) || !__atomic_load_n(&int8_gemv, __ATOMIC_RELAXED) ||
+        !ops->q8_partner || !ops->dot_q8)
+        return NULL;
+    const int partner = ops->q8_partner(w->type);
+    size_t xrb, scratch, total;
+    if (partner < 0 || !llv_row_bytes(partner, w->n_in, &xrb) ||
+        llv_mul_overflow(xrb, (size_t)n_threads, &scratch) ||
+        llv_mul3_overflow((size_t)n_rows, (size_t)w->n_in, sizeof(float), &total) ||
+        llv_add_overflow(total, scratch, &total))
+        return NULL;
+    float *xr = llv_malloc_aligned(total);
+    if (!xr)
+        return NULL;
+    round_job job = { ops, x, xr, (uint8_t *)(xr + n_rows * w->n_in), xrb, w->n_in, partner };
+    llv_parallel_for(n_rows, n_threads, round_row, &job);
+    return xr;
 }
 
 typedef struct {
@@ -475,9 +540,15 @@ void llv_matmul(const llv_weight *w, const float *x, int64_t n_rows, float *y, c
     const llv_kernel_ops *ops = llv_ops();
     if (n_threads < 1)
         n_threads = 1;
-    if (n_rows > GEMV_MAX_ROWS &&
-        (gemm_q8(ops, w, x, n_rows, y, bias, n_threads) || gemm(ops, w, x, n_rows, y, bias, n_threads)))
-        return;
+    if (n_rows > GEMV_MAX_ROWS) {
+        if (gemm_i8(ops, w, x, n_rows, y, bias, n_threads))
+            return;
+        float *xr = round_activations(ops, w, x, n_rows, n_threads);
+        bool done = gemm(ops, w, xr ? xr : x, n_rows, y, bias, n_threads);
+        llv_free_aligned(xr);
+        if (done)
+            return;
+    }
     /* GEMV, also the fallback when the GEMM buffers are not available. */
     for (int64_t m0 = 0; m0 < n_rows; m0 += GEMV_MAX_ROWS) {
         int64_t mr = LLV_MIN(GEMV_MAX_ROWS, n_rows - m0);

@@ -75,7 +75,7 @@ static void naive_matmul(const llv_weight *w, const float *x, int64_t n_rows, co
 }
 
 static int int8_on = 1;      /* mirrors llv_matmul_set_int8_gemv */
-static int int8_gemm_on = 0; /* mirrors llv_matmul_set_int8_gemm */
+static int int8_gemm_on = 1; /* mirrors llv_matmul_set_int8_gemm */
 static void set_int8(int on) { int8_on = on; llv_matmul_set_int8_gemv(on); }
 static void set_int8_gemm(int on) { int8_gemm_on = on; llv_matmul_set_int8_gemm(on); }
 
@@ -100,8 +100,9 @@ static void check_matmul_case(int type, int64_t n_in, int64_t n_out, int64_t n_r
     const llv_kernel_ops *ops = llv_ops();
     int partner = ops->q8_partner && int8_on ? ops->q8_partner(type) : -1;
     double *qtol = calloc((size_t)(n_rows * n_out), sizeof(double));
-    bool int8_gemm = int8_gemm_on && ops->gemm_q8_has && ops->gemm_q8 && ops->gemm_q8_has(type);
-    if (partner >= 0 && (n_rows <= 4 || int8_gemm)) {
+    /* rows > 4 with the integer GEMM on: the strip kernel, or the activations
+     * rounded through the partner type before the f32 GEMM (same bound) */
+    if (partner >= 0 && (n_rows <= 4 || int8_gemm_on)) {
         int64_t qb = llv_type_get(partner)->blck;
         float *wf = malloc((size_t)n_in * sizeof(float));
         for (int64_t o = 0; o < n_out; o++) {
@@ -385,14 +386,20 @@ START_TEST(test_matmul_gemm_blocking)
         check_matmul_case(weight_types[t], n_in, 101, 37, true, 2);
         check_matmul_case(weight_types[t], n_in, 50, 6, false, 1);
     }
-    /* the opt-in integer GEMM over the same blockings (tile remainders 1..3 in both directions) */
-    set_int8_gemm(1);
+    /* the integer GEMM over more blockings: strips of 16 with remainders, column
+     * remainders 1..2, several K chunks (I8_KC 512) with a remainder */
+    for (int t = 3; t < N_WTYPES; t++) {
+        int64_t blck = llv_type_get(weight_types[t])->blck;
+        check_matmul_case(weight_types[t], blck == 256 ? 1536 : 1120, 47, 38, true, 2);
+        check_matmul_case(weight_types[t], blck == 256 ? 512 : 96, 35, 6, false, 1);
+    }
+    /* and with it off: exact f32 products at every row count */
+    set_int8_gemm(0);
     for (int t = 3; t < N_WTYPES; t++) {
         int64_t blck = llv_type_get(weight_types[t])->blck;
         check_matmul_case(weight_types[t], blck == 256 ? 1280 : 1088, 101, 37, true, 2);
-        check_matmul_case(weight_types[t], blck == 256 ? 512 : 96, 35, 6, false, 1);
     }
-    set_int8_gemm(0);
+    set_int8_gemm(1);
     /* one bigger case: 100 rows x 4096 */
     check_matmul_case(LLV_TYPE_F16, 4096, 97, 100, true, 2);
     check_matmul_case(LLV_TYPE_Q4_K, 4096, 53, 64, false, 2);
@@ -492,66 +499,117 @@ START_TEST(test_pack_strip_vs_ref)
 }
 END_TEST
 
-/* Integer GEMM tiles: every tile shape nr x nc up to the maximum, 1 and 3
- * blocks per row, against a double dot of the dequantized weight rows and the
- * dequantized Q8 activation rows (the integer sums are exact; only f32
- * rounding may differ). Rows and activations are at odd byte offsets. */
-START_TEST(test_gemm_q8_tiles)
+/* Packed integer GEMM strips (kernels_i8.c), for every type with a layout:
+ * the reference strip against a double product of the dequantized weight
+ * rows and the dequantized Q8 activation rows (the integer sums are exact;
+ * only f32 rounding may differ), and the ISA strip against the reference bit
+ * for bit. Every nr (1..16) and nc (1..3), chunks that start past block 0,
+ * bias or not, first chunk or accumulating; random blocks and blocks at the
+ * extremes of the int16 bound (all codes 15 or 0, scales and mins 63,
+ * activations +-127). Entries outside nr x nc must stay untouched. */
+static void i8_extreme_block(int type, uint8_t *dst, int k)
+{
+    uint16_t one = 0x3c00; /* fp16 1.0 */
+    if (type == LLV_TYPE_Q4_K) {
+        memcpy(dst, &one, 2);
+        memcpy(dst + 2, &one, 2);
+        memset(dst + 4, 0xff, 12);               /* every scale and min 63 */
+        memset(dst + 16, k % 2 ? 0x00 : 0xff, 128); /* codes 0 or 15 */
+    } else {
+        memcpy(dst, &one, 2);
+        memset(dst + 2, k % 2 ? 0x00 : 0xff, 16);
+    }
+}
+
+static void check_i8_strip(int type, bool extreme)
 {
     const llv_kernel_ops *ops = llv_ops();
-    if (!ops->gemm_q8 || !ops->gemm_q8_has || !ops->q8_partner)
-        return; /* no integer GEMM on this ISA */
-    for (int t = 3; t < N_WTYPES; t++) {
-        int type = weight_types[t];
-        if (!ops->gemm_q8_has(type))
-            continue;
-        int partner = ops->q8_partner(type);
-        ck_assert_int_ge(partner, 0);
-        int64_t blck = llv_type_get(type)->blck;
-        for (int64_t nblk = 1; nblk <= 3; nblk += 2) {
-            int64_t n = nblk * blck;
-            llv_weight w;
-            uint8_t *data = make_weights(type, n, LLV_Q8_TILE_R, &w);
-            size_t xrb, wrb = w.row_bytes + 3; /* padded row strides */
-            ck_assert(llv_row_bytes(partner, n, &xrb));
-            xrb += 5;
-            uint8_t *wbuf = malloc(wrb * LLV_Q8_TILE_R + 1), *xbuf = malloc(xrb * LLV_Q8_TILE_C + 1);
-            float *x = malloc((size_t)n * sizeof(float)), *wf = malloc((size_t)(n * LLV_Q8_TILE_R) * sizeof(float));
-            float *xf = malloc((size_t)(n * LLV_Q8_TILE_C) * sizeof(float));
-            for (int r = 0; r < LLV_Q8_TILE_R; r++) {
-                memcpy(wbuf + 1 + r * wrb, data + r * w.row_bytes, w.row_bytes);
-                llv_dequantize_row(type, data + r * w.row_bytes, wf + r * n, n);
-            }
-            for (int c = 0; c < LLV_Q8_TILE_C; c++) {
-                fill(x, n, 1.0f + c);
-                ck_assert_int_eq(llv_quantize_row(partner, x, xbuf + 1 + c * xrb, n), LLAVA_OK);
-                llv_dequantize_row(partner, xbuf + 1 + c * xrb, xf + c * n, n);
-            }
-            for (int nr = 1; nr <= LLV_Q8_TILE_R; nr++)
-                for (int nc = 1; nc <= LLV_Q8_TILE_C; nc++) {
-                    float y[LLV_Q8_TILE_C * 7];
-                    for (int i = 0; i < LLV_Q8_TILE_C * 7; i++)
-                        y[i] = NAN;
-                    ops->gemm_q8(type, wbuf + 1, wrb, nr, xbuf + 1, xrb, nc, n, y, 7);
-                    for (int c = 0; c < LLV_Q8_TILE_C; c++)
-                        for (int r = 0; r < 7; r++) {
-                            if (c >= nc || r >= nr) { /* untouched */
-                                ck_assert(isnan(y[c * 7 + r]));
-                                continue;
-                            }
-                            double want = 0, mag = 0;
-                            for (int64_t k = 0; k < n; k++) {
-                                want += (double)wf[r * n + k] * xf[c * n + k];
-                                mag += fabs((double)wf[r * n + k] * xf[c * n + k]);
-                            }
-                            ck_assert_msg(fabs(y[c * 7 + r] - want) <= 1e-6 * mag + 1e-6,
-                                          "%s tile %dx%d n %lld: y[%d][%d] = %.8g want %.8g", llv_type_name(type),
-                                          nr, nc, (long long)n, c, r, y[c * 7 + r], want);
-                        }
-                }
-            free(data); free(wbuf); free(xbuf); free(x); free(wf); free(xf);
-        }
+    const int partner = llv_vec_dot_type(type);
+    const int64_t blk = llv_i8_block(type), nb_all = blk == 256 ? 3 : 5, n = nb_all * blk;
+    const size_t pbb = llv_i8_packed_block_bytes(type), sbb = llv_i8_side_block_bytes(type);
+    const int rows = LLV_I8_ROWS + 1, LDY = LLV_I8_ROWS + 3;
+    llv_weight w;
+    uint8_t *data = make_weights(type, n, rows, &w);
+    if (extreme)
+        for (int r = 0; r < rows; r++)
+            for (int64_t b = 0; b < nb_all; b++)
+                i8_extreme_block(type, data + r * w.row_bytes + b * (w.row_bytes / nb_all), r + (int)b);
+    size_t xrb, wrb = w.row_bytes + 3, srb = (size_t)nb_all * sbb + 4; /* padded strides */
+    ck_assert(llv_row_bytes(partner, n, &xrb));
+    xrb += 5;
+    uint8_t *wbuf = malloc(wrb * rows + 1), *xbuf = malloc(xrb * LLV_I8_COLS + 1), *side = malloc(srb * LLV_I8_COLS);
+    uint8_t *wp = llv_malloc_aligned((size_t)nb_all * pbb);
+    float *x = malloc((size_t)n * sizeof(float)), *wf = malloc((size_t)(n * rows) * sizeof(float));
+    float *xf = malloc((size_t)(n * LLV_I8_COLS) * sizeof(float)), bias[LLV_I8_ROWS];
+    for (int r = 0; r < rows; r++) {
+        memcpy(wbuf + 1 + r * wrb, data + r * w.row_bytes, w.row_bytes);
+        llv_dequantize_row(type, data + r * w.row_bytes, wf + r * n, n);
     }
+    for (int c = 0; c < LLV_I8_COLS; c++) {
+        fill(x, n, 1.0f + c);
+        if (extreme)
+            for (int64_t k = 0; k < n; k++)
+                x[k] = c == 1 ? -1.0f : 1.0f; /* codes all +-127 */
+        ck_assert_int_eq(llv_quantize_row(partner, x, xbuf + 1 + c * xrb, n), LLAVA_OK);
+        llv_dequantize_row(partner, xbuf + 1 + c * xrb, xf + c * n, n);
+        llv_i8_side(type, xbuf + 1 + c * xrb, n, side + c * srb);
+    }
+    fill(bias, LLV_I8_ROWS, 1.0f);
+    for (int64_t b0 = 0; b0 <= 1; b0++)
+        for (int64_t nblk = 1; nblk <= nb_all - b0; nblk += nb_all - b0 - 1 > 0 ? nb_all - b0 - 1 : 1)
+            for (int nr = 1; nr <= LLV_I8_ROWS; nr++) {
+                /* rows 1..nr of the weight (row 0 skipped: the strip starts at an odd row) */
+                llv_i8_pack(type, wbuf + 1 + wrb, wrb, nr, b0, nblk, wp);
+                for (int nc = 1; nc <= LLV_I8_COLS; nc++)
+                    for (int variant = 0; variant < 3; variant++) { /* first+bias, first, accumulate */
+                        const float *bp = variant == 0 ? bias : NULL;
+                        float yr[LLV_I8_COLS * LDY], yf[LLV_I8_COLS * LDY];
+                        for (int i = 0; i < LLV_I8_COLS * LDY; i++)
+                            yr[i] = yf[i] = variant == 2 ? 0.25f * (float)(i % 7) : NAN;
+                        llv_i8_strip_ref(type, wp, b0, nblk, xbuf + 1, xrb, side, srb, nc, yr, LDY, nr, bp,
+                                         variant < 2);
+                        for (int c = 0; c < LLV_I8_COLS; c++)
+                            for (int r = 0; r < LDY; r++) {
+                                const float y0 = variant == 2 ? 0.25f * (float)((c * LDY + r) % 7) : NAN;
+                                if (c >= nc || r >= nr) {
+                                    ck_assert(variant == 2 ? yr[c * LDY + r] == y0 : isnan(yr[c * LDY + r]));
+                                    continue;
+                                }
+                                double want = variant == 0 ? bias[r] : variant == 2 ? y0 : 0.0, mag = fabs(want);
+                                for (int64_t k = b0 * blk; k < (b0 + nblk) * blk; k++) {
+                                    want += (double)wf[(1 + r) * n + k] * xf[c * n + k];
+                                    mag += fabs((double)wf[(1 + r) * n + k] * xf[c * n + k]);
+                                }
+                                ck_assert_msg(fabs(yr[c * LDY + r] - want) <= 1e-6 * mag + 1e-6,
+                                              "%s%s ref strip nr %d nc %d b0 %lld nblk %lld: y[%d][%d] = %.8g want %.8g",
+                                              llv_type_name(type), extreme ? " extreme" : "", nr, nc, (long long)b0,
+                                              (long long)nblk, c, r, yr[c * LDY + r], want);
+                            }
+                        if (ops->gemm_i8 && ops->gemm_i8_has && ops->gemm_i8_has(type)) {
+                            ops->gemm_i8(type, wp, b0, nblk, xbuf + 1, xrb, side, srb, nc, yf, LDY, nr, bp,
+                                         variant < 2);
+                            for (int i = 0; i < LLV_I8_COLS * LDY; i++)
+                                ck_assert_msg(memcmp(&yr[i], &yf[i], 4) == 0,
+                                              "%s%s %s strip nr %d nc %d b0 %lld nblk %lld variant %d: y[%d] = %.9g, "
+                                              "ref %.9g", llv_type_name(type), extreme ? " extreme" : "", ops->isa,
+                                              nr, nc, (long long)b0, (long long)nblk, variant, i, yf[i], yr[i]);
+                        }
+                    }
+            }
+    free(data); free(wbuf); free(xbuf); free(side); llv_free_aligned(wp); free(x); free(wf); free(xf);
+}
+
+START_TEST(test_gemm_i8_strips)
+{
+    int n_types = 0;
+    for (int t = 0; t < N_WTYPES; t++) {
+        if (!llv_i8_type_supported(weight_types[t]))
+            continue;
+        n_types++;
+        check_i8_strip(weight_types[t], false);
+        check_i8_strip(weight_types[t], true);
+    }
+    ck_assert_int_eq(n_types, 2); /* Q4_0 and Q4_K */
 }
 END_TEST
 
@@ -938,7 +996,7 @@ static Suite *kernels_suite(void)
     tcase_add_test(tc, test_weight_init);
     tcase_add_test(tc, test_microkernels_vs_ref);
     tcase_add_test(tc, test_pack_strip_vs_ref);
-    tcase_add_test(tc, test_gemm_q8_tiles);
+    tcase_add_test(tc, test_gemm_i8_strips);
     tcase_add_test(tc, test_dequant_fast_vs_ref);
     tcase_add_test(tc, test_exp);
     tcase_add_test(tc, test_quantize_q8_fast);

@@ -33,7 +33,7 @@ if ! "$CC" $CFLAGS $OMP $WARN -Werror -c "$SRC/lib/kernels_neon.c" -o "$WORK/ker
     exit 1
 fi
 SOURCES="$SRC/lib/quant.c $SRC/lib/quant_quantize.c $SRC/lib/kernels.c $SRC/lib/kernels_ref.c
- $SRC/lib/kernels_avx2.c $SRC/lib/kernels_avx2_q8.c $SRC/lib/matmul.c $SRC/lib/attention.c
+ $SRC/lib/kernels_avx2.c $SRC/lib/kernels_avx2_q8.c $SRC/lib/kernels_i8.c $SRC/lib/kernels_avx2_gemm_i8.c $SRC/lib/matmul.c $SRC/lib/attention.c
  $SRC/lib/error.c $SRC/lib/threadpool.c $SRC/tests/neon_selftest.c"
 echo "$CC $CFLAGS $OMP -static <kernel sources> tests/neon_selftest.c"
 # shellcheck disable=SC2086

@@ -1,0 +1,189 @@
+/*
+ * kernels_avx2_gemm_i8.c - AVX2 strip kernel of the packed integer GEMM
+ * (layout and reference: kernels_i8.c): LLV_I8_ROWS packed weight rows
+ * times up to LLV_I8_COLS activation rows, one pass over a K chunk,
+ *
+ *   y[c*ldy + r] (+)= sum_{blocks b} (integer block sum) * (row scale * dx),
+ *
+ * bit for bit equal to llv_i8_strip_ref.
+ *
+ * Why this shape (measured on the AVX2-only Zen 3 this was written on, per
+ * core): maddubs, madd, cvt and FMA each issue 2 per cycle, but the FMA
+ * pipes are the only ones f32 GEMM can use (16 MACs/cycle), while maddubs
+ * does 32 MACs. Per k-group the kernel loads 2 weight vectors (16 rows)
+ * and broadcasts 4 activation bytes per column, then 2 maddubs + 2 int16
+ * adds per column: 6 maddubs per 5 loads for 3 columns. The f32 work
+ * (madd, sub, cvt, mul, FMA) is paid once per 32-value block (Q4_0) or per
+ * sub-block madd + once per 256 (Q4_K). Registers: 6 int16 sums, 2 weight
+ * vectors and a broadcast; the 6 f32 accumulators are touched once per block.
+ */
+#include "kernels_impl.h"
+
+#if LLV_HAVE_X86_SIMD
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels_avx2_inline.h"
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+AVX2_INLINE __m256i bcast32(const uint8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* Rows 0..7 in a, 8..15 in b: y[0..nr) = a + bias (bias NULL: a), or += a. */
+AVX2_INLINE void store_rows(float *y, int nr, __m256 a, __m256 b, const float *bias, int first)
+{
+    if (nr == LLV_I8_ROWS) {
+        __m256 y0 = first ? (bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps()) : _mm256_loadu_ps(y);
+        __m256 y1 = first ? (bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps()) : _mm256_loadu_ps(y + 8);
+        _mm256_storeu_ps(y, _mm256_add_ps(y0, a));
+        _mm256_storeu_ps(y + 8, _mm256_add_ps(y1, b));
+        return;
+    }
+    float t[16];
+    _mm256_storeu_ps(t, a);
+    _mm256_storeu_ps(t + 8, b);
+    for (int r = 0; r < nr; r++)
+        y[r] = (first ? (bias ? bias[r] : 0.0f) : y[r]) + t[r];
+}
+
+/* The int16 sums of one 32-value block for both halves:
+ * s0[c] += codes(half 0) * x_c, s1[c] += codes(half 1) * x_c, k-group by k-group. */
+#define BLOCK_SUMS(Q, XOFF)                                                                             \
+    for (int c = 0; c < NC; c++)                                                                        \
+        s0[c] = s1[c] = _mm256_setzero_si256();                                                         \
+    _Pragma("GCC unroll 2") for (int g = 0; g < 8; g++)                                                 \
+    {                                                                                                   \
+        const __m256i w0 = _mm256_load_si256((const __m256i *)((Q) + 32 * g));                          \
+        const __m256i w1 = _mm256_load_si256((const __m256i *)((Q) + 256 + 32 * g));                    \
+        _Pragma("GCC unroll 3") for (int c = 0; c < NC; c++)                                            \
+        {                                                                                               \
+            const __m256i xv = bcast32(X[c] + (XOFF) + 4 * g);                                          \
+            s0[c] = _mm256_add_epi16(s0[c], _mm256_maddubs_epi16(w0, xv));                              \
+            s1[c] = _mm256_add_epi16(s1[c], _mm256_maddubs_epi16(w1, xv));                              \
+        }                                                                                               \
+    }
+
+AVX2_INLINE void strip_q4_0(const uint8_t *P, int64_t b0, int64_t nblk, const uint8_t *xq, size_t xrb,
+                            const uint8_t *side, size_t srb, float *y, int64_t ldy, int nr, const float *bias, int first, const int NC)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 a0[LLV_I8_COLS], a1[LLV_I8_COLS];
+    const uint8_t *X[LLV_I8_COLS], *S[LLV_I8_COLS];
+    for (int c = 0; c < NC; c++) {
+        a0[c] = a1[c] = _mm256_setzero_ps();
+        X[c] = xq + (size_t)c * xrb + (size_t)b0 * 34;
+        S[c] = side + (size_t)c * srb + (size_t)b0 * 8;
+    }
+    for (int64_t b = 0; b < nblk; b++) {
+        const uint8_t *pb = P + (size_t)b * LLV_I8_Q4_0_BYTES;
+        __m256i s0[LLV_I8_COLS], s1[LLV_I8_COLS];
+        BLOCK_SUMS(pb, 34 * b + 2)
+        const __m256 d0 = _mm256_load_ps((const float *)(pb + 512));
+        const __m256 d1 = _mm256_load_ps((const float *)(pb + 544));
+        _Pragma("GCC unroll 3") for (int c = 0; c < NC; c++)
+        {
+            float dx;
+            memcpy(&dx, S[c] + 8 * b, 4);
+            const __m256i off = bcast32(S[c] + 8 * b + 4);
+            const __m256 vdx = _mm256_set1_ps(dx);
+            __m256i i0 = _mm256_sub_epi32(_mm256_madd_epi16(s0[c], ones), off);
+            __m256i i1 = _mm256_sub_epi32(_mm256_madd_epi16(s1[c], ones), off);
+            a0[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_mul_ps(d0, vdx), a0[c]);
+            a1[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_mul_ps(d1, vdx), a1[c]);
+        }
+    }
+    for (int c = 0; c < NC; c++)
+        store_rows(y + (size_t)c * ldy, nr, a0[c], a1[c], bias, first);
+}
+
+AVX2_INLINE void strip_q4_k(const uint8_t *P, int64_t b0, int64_t nblk, const uint8_t *xq, size_t xrb,
+                            const uint8_t *side, size_t srb, float *y, int64_t ldy, int nr, const float *bias, int first, const int NC)
+{
+    __m256 a0[LLV_I8_COLS], a1[LLV_I8_COLS];
+    const uint8_t *X[LLV_I8_COLS], *S[LLV_I8_COLS];
+    for (int c = 0; c < NC; c++) {
+        a0[c] = a1[c] = _mm256_setzero_ps();
+        X[c] = xq + (size_t)c * xrb + (size_t)b0 * 292;
+        S[c] = side + (size_t)c * srb + (size_t)b0 * 16;
+    }
+    for (int64_t b = 0; b < nblk; b++) {
+        const uint8_t *pb = P + (size_t)b * LLV_I8_Q4_K_BYTES;
+        __m256i i0[LLV_I8_COLS], i1[LLV_I8_COLS];
+        for (int c = 0; c < NC; c++)
+            i0[c] = i1[c] = _mm256_setzero_si256();
+        for (int s = 0; s < 8; s++) {
+            __m256i s0[LLV_I8_COLS], s1[LLV_I8_COLS];
+            BLOCK_SUMS(pb + 512 * s, 292 * b + 4 + 32 * s)
+            const __m256i sc0 = _mm256_load_si256((const __m256i *)(pb + 4096 + 64 * s));
+            const __m256i sc1 = _mm256_load_si256((const __m256i *)(pb + 4096 + 64 * s + 32));
+            _Pragma("GCC unroll 3") for (int c = 0; c < NC; c++)
+            {
+                i0[c] = _mm256_add_epi32(i0[c], _mm256_madd_epi16(s0[c], sc0));
+                i1[c] = _mm256_add_epi32(i1[c], _mm256_madd_epi16(s1[c], sc1));
+            }
+        }
+        const __m256 d0 = _mm256_load_ps((const float *)(pb + 4864));
+        const __m256 d1 = _mm256_load_ps((const float *)(pb + 4896));
+        const __m256 m0 = _mm256_load_ps((const float *)(pb + 4928));
+        const __m256 m1 = _mm256_load_ps((const float *)(pb + 4960));
+        _Pragma("GCC unroll 3") for (int c = 0; c < NC; c++)
+        {
+            float dx;
+            memcpy(&dx, X[c] + 292 * b, 4);
+            const __m256 vdx = _mm256_set1_ps(dx);
+            __m256i ms0 = _mm256_setzero_si256(), ms1 = ms0;
+            for (int j = 0; j < 4; j++) {
+                const __m256i bs = bcast32(S[c] + 16 * b + 4 * j);
+                ms0 = _mm256_add_epi32(ms0, _mm256_madd_epi16(
+                                                _mm256_load_si256((const __m256i *)(pb + 4608 + 64 * j)), bs));
+                ms1 = _mm256_add_epi32(ms1, _mm256_madd_epi16(
+                                                _mm256_load_si256((const __m256i *)(pb + 4608 + 64 * j + 32)), bs));
+            }
+            a0[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0[c]), _mm256_mul_ps(d0, vdx), a0[c]);
+            a1[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1[c]), _mm256_mul_ps(d1, vdx), a1[c]);
+            a0[c] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms0), _mm256_mul_ps(m0, vdx), a0[c]);
+            a1[c] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms1), _mm256_mul_ps(m1, vdx), a1[c]);
+        }
+    }
+    for (int c = 0; c < NC; c++)
+        store_rows(y + (size_t)c * ldy, nr, a0[c], a1[c], bias, first);
+}
+
+#define STRIP_FNS(T)                                                                                       \
+    static AVX2 void T##_1(const uint8_t *P, int64_t b0, int64_t nblk, const uint8_t *xq, size_t xrb,      \
+                           const uint8_t *side, size_t srb, float *y, int64_t ldy, int nr, const float *bias, int first)                \
+    { strip_##T(P, b0, nblk, xq, xrb, side, srb, y, ldy, nr, bias, first, 1); }                                         \
+    static AVX2 void T##_2(const uint8_t *P, int64_t b0, int64_t nblk, const uint8_t *xq, size_t xrb,      \
+                           const uint8_t *side, size_t srb, float *y, int64_t ldy, int nr, const float *bias, int first)                \
+    { strip_##T(P, b0, nblk, xq, xrb, side, srb, y, ldy, nr, bias, first, 2); }                                         \
+    static AVX2 void T##_3(const uint8_t *P, int64_t b0, int64_t nblk, const uint8_t *xq, size_t xrb,      \
+                           const uint8_t *side, size_t srb, float *y, int64_t ldy, int nr, const float *bias, int first)                \
+    { strip_##T(P, b0, nblk, xq, xrb, side, srb, y, ldy, nr, bias, first, 3); }
+
+STRIP_FNS(q4_0)
+STRIP_FNS(q4_k)
+
+bool llv_avx2_gemm_i8_has(int type) { return llv_i8_type_supported(type); }
+
+void llv_avx2_gemm_i8(int type, const void *wp, int64_t b0, int64_t nblk, const void *xq, size_t xrb,
+                      const void *side, size_t srb, int nc, float *y, int64_t ldy, int nr, const float *bias, int first)
+{
+    typedef void (*fn)(const uint8_t *, int64_t, int64_t, const uint8_t *, size_t, const uint8_t *, size_t, float *,
+                       int64_t, int, const float *, int);
+    static const fn q4_0[3] = { q4_0_1, q4_0_2, q4_0_3 }, q4_k[3] = { q4_k_1, q4_k_2, q4_k_3 };
+    if (nc < 1 || nc > LLV_I8_COLS || nr < 1 || nr > LLV_I8_ROWS)
+        return;
+    (type == LLV_TYPE_Q4_K ? q4_k : q4_0)[nc - 1](wp, b0, nblk, xq, xrb, side, srb, y, ldy, nr, bias, first);
+}
+
+#else /* not x86 */
+
+typedef int llv_no_avx2_gemm_i8;
+
+#endif
