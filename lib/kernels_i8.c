@@ -32,11 +32,23 @@
  *     madd applies it; m lanes 2r, 2r+1 hold row r's mins of sub-blocks
  *     2j, 2j+1, against the activation's sub-block sums (side data).
  *     y += isum * (d * dx) - msum * (dmin * dx) per super-block.
+ *   Q6_K (block 256, 5696 bytes): codes  [16 sub-blocks of 16][2 halves][4][32] (4096)
+ *                                 sc     [16 sub-blocks][2 halves][16] i16 (1024)
+ *                                 scp    [8 pairs][2 halves][16] i16  (512)
+ *                                 d      [16] f32                     (64)
+ *     codes are the 6-bit q (0..63, value q - 32): a maddubs pair sum is at
+ *     most 63*127*2 = 16002, so two k-groups add in int16, then one madd by
+ *     the sub-block's int8 scale per 16 values. The -32 comes back through
+ *     the activation's 16-value sums (Q8_K bsums, in the quantized row):
+ *     scp lanes 2r, 2r+1 hold row r's scales of sub-blocks 2j, 2j+1.
+ *     y += (isum - 32 * sum_s sc_s * bsum_s) * (d * dx) per super-block;
+ *     every sum is exact in int32 (|isum| <= 16*127*16*63*127 < 2^31).
  * Rows past the end of the weight are zero (codes and scales).
  *
  * Activation side data per row (from its quantized form):
  *   Q4_0: per block f32 dx (the Q8_0 scale) and int32 8*sum(q)   (8 bytes)
  *   Q4_K: per super-block the 8 sub-block sums of q as int16      (16 bytes)
+ *   Q6_K: none (the Q8_K row holds d and the 16-value sums)
  */
 #include "kernels_impl.h"
 
@@ -45,16 +57,30 @@
 
 /* ---- layout ------------------------------------------------------------ */
 
-bool llv_i8_type_supported(int type) { return type == LLV_TYPE_Q4_0 || type == LLV_TYPE_Q4_K; }
+bool llv_i8_type_supported(int type)
+{
+    return type == LLV_TYPE_Q4_0 || type == LLV_TYPE_Q4_K || type == LLV_TYPE_Q6_K;
+}
 
-int64_t llv_i8_block(int type) { return type == LLV_TYPE_Q4_K ? 256 : 32; }
+int64_t llv_i8_block(int type) { return type == LLV_TYPE_Q4_0 ? 32 : 256; }
 
 size_t llv_i8_packed_block_bytes(int type)
 {
-    return type == LLV_TYPE_Q4_K ? LLV_I8_Q4_K_BYTES : LLV_I8_Q4_0_BYTES;
+    switch (type) {
+    case LLV_TYPE_Q4_K: return LLV_I8_Q4_K_BYTES;
+    case LLV_TYPE_Q6_K: return LLV_I8_Q6_K_BYTES;
+    default: return LLV_I8_Q4_0_BYTES;
+    }
 }
 
-size_t llv_i8_side_block_bytes(int type) { return type == LLV_TYPE_Q4_K ? 16 : 8; }
+size_t llv_i8_side_block_bytes(int type)
+{
+    switch (type) {
+    case LLV_TYPE_Q4_K: return 16;
+    case LLV_TYPE_Q6_K: return 0;
+    default: return 8;
+    }
+}
 
 /* ---- packing ----------------------------------------------------------- */
 
@@ -151,18 +177,71 @@ static void pack_q4_k(const uint8_t *w, size_t wrb, int nr, int64_t b0, int64_t 
     }
 }
 
+/* The 256 codes (0..63, k order) of a Q6_K block: low 4 bits in ql, high
+ * 2 bits in qh (spec: element e of half h = e/128, group g = (e%128)/32,
+ * l = e%32 takes ql[64h + l + 32(g&1)] (low nibble for g < 2) and bits 2g
+ * of qh[32h + l]). */
+static void q6_k_codes(const uint8_t *b, uint8_t out[256])
+{
+    const uint8_t *ql = b, *qh = b + 128;
+    for (int h = 0; h < 2; h++)
+        for (int g = 0; g < 4; g++) {
+            const uint8_t *lo = ql + 64 * h + 32 * (g & 1), *hi = qh + 32 * h;
+            uint8_t *o = out + 128 * h + 32 * g;
+            const int shift = g < 2 ? 0 : 4;
+            for (int l = 0; l < 32; l++)
+                o[l] = (uint8_t)(((lo[l] >> shift) & 15) | ((hi[l] >> (2 * g)) & 3) << 4);
+        }
+}
+
+static void pack_q6_k(const uint8_t *w, size_t wrb, int nr, int64_t b0, int64_t nblk, uint8_t *dst)
+{
+    memset(dst, 0, (size_t)nblk * LLV_I8_Q6_K_BYTES);
+    for (int row = 0; row < nr; row++) {
+        const uint8_t *src = w + (size_t)row * wrb + (size_t)b0 * 210;
+        const int h = row / 8, r = row % 8;
+        for (int64_t b = 0; b < nblk; b++, src += 210) {
+            uint8_t *pb = dst + (size_t)b * LLV_I8_Q6_K_BYTES;
+            uint8_t codes[256];
+            q6_k_codes(src, codes);
+            const int8_t *sc = (const int8_t *)(src + 192);
+            for (int s = 0; s < 16; s++) {
+                for (int g = 0; g < 4; g++)
+                    memcpy(pb + (size_t)((2 * s + h) * 4 + g) * 32 + 4 * r, codes + 16 * s + 4 * g, 4);
+                int16_t v = sc[s];
+                uint8_t *p = pb + 4096 + (size_t)(2 * s + h) * 32 + 4 * r;
+                memcpy(p, &v, 2);
+                memcpy(p + 2, &v, 2);
+            }
+            for (int j = 0; j < 8; j++) {
+                int16_t v0 = sc[2 * j], v1 = sc[2 * j + 1];
+                uint8_t *p = pb + 5120 + (size_t)(2 * j + h) * 32 + 4 * r;
+                memcpy(p, &v0, 2);
+                memcpy(p + 2, &v1, 2);
+            }
+            uint16_t hd;
+            memcpy(&hd, src + 208, 2);
+            float d = llv_fp16_to_fp32(hd);
+            memcpy(pb + 5632 + 4 * row, &d, 4);
+        }
+    }
+}
+
 void llv_i8_pack(int type, const void *w, size_t wrb, int nr, int64_t b0, int64_t nblk, void *dst)
 {
-    if (type == LLV_TYPE_Q4_K)
-        pack_q4_k(w, wrb, nr, b0, nblk, dst);
-    else
-        pack_q4_0(w, wrb, nr, b0, nblk, dst);
+    switch (type) {
+    case LLV_TYPE_Q4_K: pack_q4_k(w, wrb, nr, b0, nblk, dst); break;
+    case LLV_TYPE_Q6_K: pack_q6_k(w, wrb, nr, b0, nblk, dst); break;
+    default: pack_q4_0(w, wrb, nr, b0, nblk, dst); break;
+    }
 }
 
 void llv_i8_side(int type, const void *xq, int64_t n, void *side)
 {
     const uint8_t *x = xq;
     uint8_t *s = side;
+    if (type == LLV_TYPE_Q6_K)
+        return;
     if (type == LLV_TYPE_Q4_K) {
         for (int64_t b = 0; b < n / 256; b++, x += 292, s += 16)
             for (int j = 0; j < 8; j++) { /* bsums are per 16 values */
@@ -217,7 +296,24 @@ void llv_i8_strip_ref(int type, const void *wp, int64_t b0, int64_t nblk, const 
             float acc = 0.0f;
             for (int64_t b = 0; b < nblk; b++) {
                 const int64_t bx = b0 + b;
-                if (type == LLV_TYPE_Q4_K) {
+                if (type == LLV_TYPE_Q6_K) {
+                    const uint8_t *pb = P + (size_t)b * LLV_I8_Q6_K_BYTES;
+                    const uint8_t *xb = X + (size_t)bx * 292;
+                    int32_t isum = 0, csum = 0;
+                    for (int s = 0; s < 16; s++) {
+                        int32_t t = 0;
+                        for (int g = 0; g < 4; g++)
+                            for (int j = 0; j < 4; j++)
+                                t += (int32_t)pb[(size_t)((2 * s + h) * 4 + g) * 32 + 4 * r + j] *
+                                     (int8_t)xb[4 + 16 * s + 4 * g + j];
+                        isum += get_i16(pb + 4096 + (size_t)(2 * s + h) * 32 + 4 * r) * t;
+                    }
+                    for (int j = 0; j < 8; j++) {
+                        const uint8_t *p = pb + 5120 + (size_t)(2 * j + h) * 32 + 4 * r;
+                        csum += get_i16(p) * get_i16(xb + 260 + 4 * j) + get_i16(p + 2) * get_i16(xb + 262 + 4 * j);
+                    }
+                    acc = fmaf((float)(isum - 32 * csum), get_f32(pb + 5632 + 4 * row) * get_f32(xb), acc);
+                } else if (type == LLV_TYPE_Q4_K) {
                     const uint8_t *pb = P + (size_t)b * LLV_I8_Q4_K_BYTES;
                     const uint8_t *xb = X + (size_t)bx * 292;
                     int32_t isum = 0, msum = 0;

@@ -505,12 +505,16 @@ END_TEST
  * only f32 rounding may differ), and the ISA strip against the reference bit
  * for bit. Every nr (1..16) and nc (1..3), chunks that start past block 0,
  * bias or not, first chunk or accumulating; random blocks and blocks at the
- * extremes of the int16 bound (all codes 15 or 0, scales and mins 63,
- * activations +-127). Entries outside nr x nc must stay untouched. */
+ * extremes of the int16 bound (all codes 15 or 0, Q6_K 63 or 0 with scales
+ * 127 or -128, Q4_K scales and mins 63, activations +-127). Entries outside nr x nc must stay untouched. */
 static void i8_extreme_block(int type, uint8_t *dst, int k)
 {
     uint16_t one = 0x3c00; /* fp16 1.0 */
-    if (type == LLV_TYPE_Q4_K) {
+    if (type == LLV_TYPE_Q6_K) {
+        memset(dst, k % 2 ? 0x00 : 0xff, 192); /* codes 0 or 63 */
+        memset(dst + 192, k % 3 ? 0x7f : 0x80, 16); /* every scale 127 or -128 */
+        memcpy(dst + 208, &one, 2);
+    } else if (type == LLV_TYPE_Q4_K) {
         memcpy(dst, &one, 2);
         memcpy(dst + 2, &one, 2);
         memset(dst + 4, 0xff, 12);               /* every scale and min 63 */
@@ -609,7 +613,7 @@ START_TEST(test_gemm_i8_strips)
         check_i8_strip(weight_types[t], false);
         check_i8_strip(weight_types[t], true);
     }
-    ck_assert_int_eq(n_types, 2); /* Q4_0 and Q4_K */
+    ck_assert_int_eq(n_types, 3); /* Q4_0, Q4_K, Q6_K */
 }
 END_TEST
 
