@@ -601,6 +601,7 @@ static const llv_kernel_ops ops_avx2 = {
     .dot_q8_side = llv_avx2_dot_q8_side,
     .dot_q8_rows = llv_avx2_dot_q8_rows,
     .gemm_i8_has = llv_avx2_gemm_i8_has,
+    .gemm_i8_pack = llv_avx2_gemm_i8_pack,
     .gemm_i8 = llv_avx2_gemm_i8,
 };
 

@@ -154,6 +154,31 @@ static AVX2 void q4_0_3(const uint8_t *P, int64_t b0, int64_t nblk, const uint8_
     store_rows(y + 2 * ldy, nr, a20, a21, bias, first);
 }
 
+/* End of a Q4_K super-block for one column: scale the int32 sums by d*dx,
+ * subtract the mins term dmin*dx*sum_s m_s*bsum_s. */
+AVX2_INLINE void q4_k_end(const uint8_t *pb, const uint8_t *xb, const uint8_t *sb, __m256i i0, __m256i i1,
+                          __m256 *a0, __m256 *a1)
+{
+    float dx;
+    memcpy(&dx, xb, 4);
+    const __m256 vdx = _mm256_set1_ps(dx);
+    __m256i ms0 = _mm256_setzero_si256(), ms1 = ms0;
+    for (int j = 0; j < 4; j++) {
+        const __m256i bs = bcast32(sb + 4 * j);
+        ms0 = _mm256_add_epi32(ms0, _mm256_madd_epi16(_mm256_load_si256((const __m256i *)(pb + 4608 + 64 * j)), bs));
+        ms1 = _mm256_add_epi32(ms1,
+                               _mm256_madd_epi16(_mm256_load_si256((const __m256i *)(pb + 4608 + 64 * j + 32)), bs));
+    }
+    const __m256 d0 = _mm256_load_ps((const float *)(pb + 4864)), d1 = _mm256_load_ps((const float *)(pb + 4896));
+    const __m256 m0 = _mm256_load_ps((const float *)(pb + 4928)), m1 = _mm256_load_ps((const float *)(pb + 4960));
+    *a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_mul_ps(d0, vdx), *a0);
+    *a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_mul_ps(d1, vdx), *a1);
+    *a0 = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms0), _mm256_mul_ps(m0, vdx), *a0);
+    *a1 = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms1), _mm256_mul_ps(m1, vdx), *a1);
+}
+
+#define Q4_K_COL(c, i0, i1, a0, a1) q4_k_end(pb, X##c + (size_t)b * 292, S##c + 16 * b, i0, i1, &a0, &a1);
+
 AVX2_INLINE void strip_q4_k(const uint8_t *P, int64_t b0, int64_t nblk, const uint8_t *xq, size_t xrb,
                             const uint8_t *side, size_t srb, float *y, int64_t ldy, int nr, const float *bias, int first, const int NC)
 {
@@ -180,31 +205,59 @@ AVX2_INLINE void strip_q4_k(const uint8_t *P, int64_t b0, int64_t nblk, const ui
                 i1[c] = _mm256_add_epi32(i1[c], _mm256_madd_epi16(s1[c], sc1));
             }
         }
-        const __m256 d0 = _mm256_load_ps((const float *)(pb + 4864));
-        const __m256 d1 = _mm256_load_ps((const float *)(pb + 4896));
-        const __m256 m0 = _mm256_load_ps((const float *)(pb + 4928));
-        const __m256 m1 = _mm256_load_ps((const float *)(pb + 4960));
-        _Pragma("GCC unroll 3") for (int c = 0; c < NC; c++)
-        {
-            float dx;
-            memcpy(&dx, X[c] + 292 * b, 4);
-            const __m256 vdx = _mm256_set1_ps(dx);
-            __m256i ms0 = _mm256_setzero_si256(), ms1 = ms0;
-            for (int j = 0; j < 4; j++) {
-                const __m256i bs = bcast32(S[c] + 16 * b + 4 * j);
-                ms0 = _mm256_add_epi32(ms0, _mm256_madd_epi16(
-                                                _mm256_load_si256((const __m256i *)(pb + 4608 + 64 * j)), bs));
-                ms1 = _mm256_add_epi32(ms1, _mm256_madd_epi16(
-                                                _mm256_load_si256((const __m256i *)(pb + 4608 + 64 * j + 32)), bs));
-            }
-            a0[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0[c]), _mm256_mul_ps(d0, vdx), a0[c]);
-            a1[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1[c]), _mm256_mul_ps(d1, vdx), a1[c]);
-            a0[c] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms0), _mm256_mul_ps(m0, vdx), a0[c]);
-            a1[c] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms1), _mm256_mul_ps(m1, vdx), a1[c]);
-        }
+        for (int c = 0; c < NC; c++)
+            q4_k_end(pb, X[c] + 292 * b, S[c] + 16 * b, i0[c], i1[c], &a0[c], &a1[c]);
     }
     for (int c = 0; c < NC; c++)
         store_rows(y + (size_t)c * ldy, nr, a0[c], a1[c], bias, first);
+}
+
+/* strip_q4_k for exactly 3 columns, named variables as in q4_0_3 (the int32
+ * sums and int16 sums of the 3 columns stay in registers; the f32
+ * accumulators, touched once per 256 values, may live on the stack). */
+static AVX2 void q4_k_3(const uint8_t *P, int64_t b0, int64_t nblk, const uint8_t *xq, size_t xrb,
+                        const uint8_t *side, size_t srb, float *y, int64_t ldy, int nr, const float *bias, int first)
+{
+    const uint8_t *X0 = xq + (size_t)b0 * 292, *X1 = X0 + xrb, *X2 = X1 + xrb;
+    const uint8_t *S0 = side + (size_t)b0 * 16, *S1 = S0 + srb, *S2 = S1 + srb;
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00;
+    for (int64_t b = 0; b < nblk; b++) {
+        const uint8_t *pb = P + (size_t)b * LLV_I8_Q4_K_BYTES;
+        const size_t xo = (size_t)b * 292 + 4;
+        __m256i i00 = _mm256_setzero_si256(), i01 = i00, i10 = i00, i11 = i00, i20 = i00, i21 = i00;
+        for (int s = 0; s < 8; s++) {
+            const uint8_t *q = pb + 512 * s;
+            __m256i s00 = _mm256_setzero_si256(), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00;
+            _Pragma("GCC unroll 2") for (int g = 0; g < 8; g++)
+            {
+                const __m256i w0 = _mm256_load_si256((const __m256i *)(q + 32 * g));
+                const __m256i w1 = _mm256_load_si256((const __m256i *)(q + 256 + 32 * g));
+                __m256i xv = bcast32(X0 + xo + 32 * s + 4 * g);
+                s00 = _mm256_add_epi16(s00, _mm256_maddubs_epi16(w0, xv));
+                s01 = _mm256_add_epi16(s01, _mm256_maddubs_epi16(w1, xv));
+                xv = bcast32(X1 + xo + 32 * s + 4 * g);
+                s10 = _mm256_add_epi16(s10, _mm256_maddubs_epi16(w0, xv));
+                s11 = _mm256_add_epi16(s11, _mm256_maddubs_epi16(w1, xv));
+                xv = bcast32(X2 + xo + 32 * s + 4 * g);
+                s20 = _mm256_add_epi16(s20, _mm256_maddubs_epi16(w0, xv));
+                s21 = _mm256_add_epi16(s21, _mm256_maddubs_epi16(w1, xv));
+            }
+            const __m256i sc0 = _mm256_load_si256((const __m256i *)(pb + 4096 + 64 * s));
+            const __m256i sc1 = _mm256_load_si256((const __m256i *)(pb + 4096 + 64 * s + 32));
+            i00 = _mm256_add_epi32(i00, _mm256_madd_epi16(s00, sc0));
+            i01 = _mm256_add_epi32(i01, _mm256_madd_epi16(s01, sc1));
+            i10 = _mm256_add_epi32(i10, _mm256_madd_epi16(s10, sc0));
+            i11 = _mm256_add_epi32(i11, _mm256_madd_epi16(s11, sc1));
+            i20 = _mm256_add_epi32(i20, _mm256_madd_epi16(s20, sc0));
+            i21 = _mm256_add_epi32(i21, _mm256_madd_epi16(s21, sc1));
+        }
+        Q4_K_COL(0, i00, i01, a00, a01)
+        Q4_K_COL(1, i10, i11, a10, a11)
+        Q4_K_COL(2, i20, i21, a20, a21)
+    }
+    store_rows(y, nr, a00, a01, bias, first);
+    store_rows(y + ldy, nr, a10, a11, bias, first);
+    store_rows(y + 2 * ldy, nr, a20, a21, bias, first);
 }
 
 /* Q6_K: per 16-value sub-block, two pairs of k-groups summed in int16 (a
@@ -281,8 +334,104 @@ AVX2_INLINE void strip_q6_k(const uint8_t *P, int64_t b0, int64_t nblk, const ui
     { strip_##T(P, b0, nblk, xq, xrb, side, srb, y, ldy, nr, bias, first, NC); }
 
 STRIP_FN(q4_0, 1) STRIP_FN(q4_0, 2) /* q4_0_3 is written out above */
-STRIP_FN(q4_k, 1) STRIP_FN(q4_k, 2) STRIP_FN(q4_k, 3)
+STRIP_FN(q4_k, 1) STRIP_FN(q4_k, 2) /* q4_k_3 is written out above */
 STRIP_FN(q6_k, 1) STRIP_FN(q6_k, 2) STRIP_FN(q6_k, 3)
+
+/* ---- packing ------------------------------------------------------------ */
+
+/* In place: v[r] (8 dwords of row r) -> v[g] (dword g of rows 0..7). */
+AVX2_INLINE void transpose8x8_epi32(__m256i v[8])
+{
+    __m256i t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_epi32(v[2 * i], v[2 * i + 1]);     /* r2i,r2i+1: d0 d0 d1 d1 | d4 d4 d5 d5 */
+        t[2 * i + 1] = _mm256_unpackhi_epi32(v[2 * i], v[2 * i + 1]); /* d2 d2 d3 d3 | d6 d6 d7 d7 */
+    }
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) {
+            u[4 * i + 2 * j] = _mm256_unpacklo_epi64(t[4 * i + j], t[4 * i + 2 + j]);
+            u[4 * i + 2 * j + 1] = _mm256_unpackhi_epi64(t[4 * i + j], t[4 * i + 2 + j]);
+        }
+    /* u[0..3]: rows 0-3 of dwords (0,4) (1,5) (2,6) (3,7); u[4..7]: rows 4-7 */
+    for (int g = 0; g < 4; g++) {
+        v[g] = _mm256_permute2x128_si256(u[g], u[4 + g], 0x20);
+        v[g + 4] = _mm256_permute2x128_si256(u[g], u[4 + g], 0x31);
+    }
+}
+
+/* One half (8 rows, row i at w + i*wrb, rows >= nr zero) of 32 codes per row
+ * (codes(row) = 32 bytes in k order) -> the 8 k-group vectors at dst. */
+#define STORE_GROUPS(dst, v)                                                                            \
+    do {                                                                                                \
+        transpose8x8_epi32(v);                                                                          \
+        for (int g = 0; g < 8; g++)                                                                     \
+            _mm256_store_si256((__m256i *)((dst) + 32 * g), (v)[g]);                                    \
+    } while (0)
+
+static AVX2 void pack_q4_0_avx2(const uint8_t *w, size_t wrb, int nr, int64_t b0, int64_t nblk, uint8_t *dst)
+{
+    const __m128i m4 = _mm_set1_epi8(15);
+    for (int64_t b = 0; b < nblk; b++) {
+        uint8_t *pb = dst + (size_t)b * LLV_I8_Q4_0_BYTES;
+        for (int h = 0; h < 2; h++) {
+            __m256i v[8];
+            for (int r = 0; r < 8; r++) {
+                const int row = 8 * h + r;
+                if (row >= nr) {
+                    v[r] = _mm256_setzero_si256();
+                    continue;
+                }
+                const __m128i qs = _mm_loadu_si128((const __m128i *)(w + (size_t)row * wrb + (size_t)(b0 + b) * 18 + 2));
+                v[r] = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(qs, 4), m4), _mm_and_si128(qs, m4));
+            }
+            STORE_GROUPS(pb + 256 * h, v);
+        }
+        float d[16];
+        for (int row = 0; row < 16; row++)
+            d[row] = row < nr ? h2f(w + (size_t)row * wrb + (size_t)(b0 + b) * 18) : 0.0f;
+        memcpy(pb + 512, d, sizeof d);
+    }
+}
+
+static AVX2 void pack_q4_k_avx2(const uint8_t *w, size_t wrb, int nr, int64_t b0, int64_t nblk, uint8_t *dst)
+{
+    const __m256i m4 = _mm256_set1_epi8(15);
+    for (int64_t b = 0; b < nblk; b++) {
+        uint8_t *pb = dst + (size_t)b * LLV_I8_Q4_K_BYTES;
+        for (int h = 0; h < 2; h++)
+            for (int j = 0; j < 4; j++) { /* 32 bytes: sub-blocks 2j (low nibbles) and 2j+1 (high) */
+                __m256i lo[8], hi[8];
+                for (int r = 0; r < 8; r++) {
+                    const int row = 8 * h + r;
+                    if (row >= nr) {
+                        lo[r] = hi[r] = _mm256_setzero_si256();
+                        continue;
+                    }
+                    const __m256i q = _mm256_loadu_si256(
+                        (const __m256i *)(w + (size_t)row * wrb + (size_t)(b0 + b) * 144 + 16 + 32 * j));
+                    lo[r] = _mm256_and_si256(q, m4);
+                    hi[r] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+                }
+                STORE_GROUPS(pb + (size_t)(2 * (2 * j) + h) * 256, lo);
+                STORE_GROUPS(pb + (size_t)(2 * (2 * j + 1) + h) * 256, hi);
+            }
+        /* scales, mins and the two f32 scales: the plain packer's layout */
+        memset(pb + 4096, 0, LLV_I8_Q4_K_BYTES - 4096);
+        for (int row = 0; row < nr; row++) {
+            const uint8_t *src = w + (size_t)row * wrb + (size_t)(b0 + b) * 144;
+            llv_i8_pack_q4_k_meta(src, row, pb);
+        }
+    }
+}
+
+void llv_avx2_gemm_i8_pack(int type, const void *w, size_t wrb, int nr, int64_t b0, int64_t nblk, void *dst)
+{
+    switch (type) {
+    case LLV_TYPE_Q4_0: pack_q4_0_avx2(w, wrb, nr, b0, nblk, dst); break;
+    case LLV_TYPE_Q4_K: pack_q4_k_avx2(w, wrb, nr, b0, nblk, dst); break;
+    default: llv_i8_pack(type, w, wrb, nr, b0, nblk, dst); break;
+    }
+}
 
 bool llv_avx2_gemm_i8_has(int type) { return llv_i8_type_supported(type); }
 

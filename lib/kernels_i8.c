@@ -136,6 +136,31 @@ static void q4_k_scales(const uint8_t *S, uint8_t out[16])
     }
 }
 
+void llv_i8_pack_q4_k_meta(const uint8_t *src, int row, uint8_t *pb)
+{
+    const int h = row / 8, r = row % 8;
+    uint8_t sm[16];
+    q4_k_scales(src + 4, sm);
+    for (int s = 0; s < 8; s++) {
+        int16_t v = sm[s];
+        uint8_t *p = pb + 4096 + (size_t)(2 * s + h) * 32 + 4 * r;
+        memcpy(p, &v, 2);
+        memcpy(p + 2, &v, 2);
+    }
+    for (int j = 0; j < 4; j++) {
+        int16_t m0 = sm[8 + 2 * j], m1 = sm[8 + 2 * j + 1];
+        uint8_t *p = pb + 4608 + (size_t)(2 * j + h) * 32 + 4 * r;
+        memcpy(p, &m0, 2);
+        memcpy(p + 2, &m1, 2);
+    }
+    uint16_t hd, hm;
+    memcpy(&hd, src, 2);
+    memcpy(&hm, src + 2, 2);
+    float d = llv_fp16_to_fp32(hd), dmin = llv_fp16_to_fp32(hm);
+    memcpy(pb + 4864 + 4 * row, &d, 4);
+    memcpy(pb + 4928 + 4 * row, &dmin, 4);
+}
+
 static void pack_q4_k(const uint8_t *w, size_t wrb, int nr, int64_t b0, int64_t nblk, uint8_t *dst)
 {
     memset(dst, 0, (size_t)nblk * LLV_I8_Q4_K_BYTES);
@@ -153,26 +178,7 @@ static void pack_q4_k(const uint8_t *w, size_t wrb, int nr, int64_t b0, int64_t 
                 scatter_groups(lo, r, pb + (size_t)(2 * (2 * j) + h) * 256);
                 scatter_groups(hi, r, pb + (size_t)(2 * (2 * j + 1) + h) * 256);
             }
-            uint8_t sm[16];
-            q4_k_scales(src + 4, sm);
-            for (int s = 0; s < 8; s++) {
-                int16_t v = sm[s];
-                uint8_t *p = pb + 4096 + (size_t)(2 * s + h) * 32 + 4 * r;
-                memcpy(p, &v, 2);
-                memcpy(p + 2, &v, 2);
-            }
-            for (int j = 0; j < 4; j++) {
-                int16_t m0 = sm[8 + 2 * j], m1 = sm[8 + 2 * j + 1];
-                uint8_t *p = pb + 4608 + (size_t)(2 * j + h) * 32 + 4 * r;
-                memcpy(p, &m0, 2);
-                memcpy(p + 2, &m1, 2);
-            }
-            uint16_t hd, hm;
-            memcpy(&hd, src, 2);
-            memcpy(&hm, src + 2, 2);
-            float d = llv_fp16_to_fp32(hd), dmin = llv_fp16_to_fp32(hm);
-            memcpy(pb + 4864 + 4 * row, &d, 4);
-            memcpy(pb + 4928 + 4 * row, &dmin, 4);
+            llv_i8_pack_q4_k_meta(src, row, pb);
         }
     }
 }

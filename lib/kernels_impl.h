@@ -95,6 +95,8 @@ typedef struct llv_kernel_ops {
      * llv_i8_side data. Must equal llv_i8_strip_ref bit for bit. NULL in
      * tables without it (matmul then runs the packed f32 GEMM). */
     bool (*gemm_i8_has)(int type);
+    /* The ISA's llv_i8_pack (same bytes; NULL: matmul calls llv_i8_pack). */
+    void (*gemm_i8_pack)(int type, const void *w, size_t wrb, int nr, int64_t b0, int64_t nblk, void *dst);
     void (*gemm_i8)(int type, const void *wp, int64_t b0, int64_t nblk, const void *xq, size_t xrb,
                     const void *side, size_t srb, int nc, float *y, int64_t ldy, int nr, const float *bias,
                     int first);
@@ -114,6 +116,9 @@ LLV_INTERNAL size_t llv_i8_side_block_bytes(int type);
 /* Pack weight rows 0..nr-1 (nr <= LLV_I8_ROWS; row i at w + i*wrb), blocks
  * [b0, b0 + nblk), into dst (nblk * llv_i8_packed_block_bytes). */
 LLV_INTERNAL void llv_i8_pack(int type, const void *w, size_t wrb, int nr, int64_t b0, int64_t nblk, void *dst);
+/* The scales, mins, d and dmin of one Q4_K block (src) of strip row `row`
+ * into a packed block pb (the part of llv_i8_pack after the codes). */
+LLV_INTERNAL void llv_i8_pack_q4_k_meta(const uint8_t *src, int row, uint8_t *pb);
 /* Side data of one activation row quantized to the partner type (n values). */
 LLV_INTERNAL void llv_i8_side(int type, const void *xq, int64_t n, void *side);
 LLV_INTERNAL void llv_i8_strip_ref(int type, const void *wp, int64_t b0, int64_t nblk, const void *xq, size_t xrb,
@@ -137,6 +142,8 @@ LLV_INTERNAL void llv_avx2_dot_q8_rows(int type, const void *w, size_t wrb, int 
                                       int64_t n, float *out);
 /* Its packed integer GEMM strips (kernels_avx2_gemm_i8.c; x86 only). */
 LLV_INTERNAL bool llv_avx2_gemm_i8_has(int type);
+LLV_INTERNAL void llv_avx2_gemm_i8_pack(int type, const void *w, size_t wrb, int nr, int64_t b0, int64_t nblk,
+                                        void *dst);
 LLV_INTERNAL void llv_avx2_gemm_i8(int type, const void *wp, int64_t b0, int64_t nblk, const void *xq, size_t xrb,
                                    const void *side, size_t srb, int nc, float *y, int64_t ldy, int nr,
                                    const float *bias, int first);

@@ -398,8 +398,9 @@ static void gemm_i8_panel(void *ctx, int64_t p, int slot)
     for (int64_t b0 = 0; b0 < n_blk; b0 += chunk) {
         const int64_t nblk = LLV_MIN(chunk, n_blk - b0);
         for (int s = 0; s * LLV_I8_ROWS < nb; s++)
-            llv_i8_pack(w->type, wrow(w, o0 + s * LLV_I8_ROWS), w->row_bytes, LLV_MIN(LLV_I8_ROWS, nb - s * LLV_I8_ROWS),
-                        b0, nblk, pk + s * strip_bytes);
+            (j->ops->gemm_i8_pack ? j->ops->gemm_i8_pack : llv_i8_pack)(
+                w->type, wrow(w, o0 + s * LLV_I8_ROWS), w->row_bytes, LLV_MIN(LLV_I8_ROWS, nb - s * LLV_I8_ROWS), b0,
+                nblk, pk + s * strip_bytes);
         for (int64_t m0 = 0; m0 < n_rows; m0 += LLV_I8_COLS) {
             const int nc = (int)LLV_MIN(LLV_I8_COLS, n_rows - m0);
             for (int s = 0; s * LLV_I8_ROWS < nb; s++)

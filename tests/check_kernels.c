@@ -542,7 +542,7 @@ static void check_i8_strip(int type, bool extreme)
     ck_assert(llv_row_bytes(partner, n, &xrb));
     xrb += 5;
     uint8_t *wbuf = malloc(wrb * rows + 1), *xbuf = malloc(xrb * LLV_I8_COLS + 1), *side = malloc(srb * LLV_I8_COLS);
-    uint8_t *wp = llv_malloc_aligned((size_t)nb_all * pbb);
+    uint8_t *wp = llv_malloc_aligned((size_t)nb_all * pbb), *wp2 = llv_malloc_aligned((size_t)nb_all * pbb);
     float *x = malloc((size_t)n * sizeof(float)), *wf = malloc((size_t)(n * rows) * sizeof(float));
     float *xf = malloc((size_t)(n * LLV_I8_COLS) * sizeof(float)), bias[LLV_I8_ROWS];
     for (int r = 0; r < rows; r++) {
@@ -564,6 +564,12 @@ static void check_i8_strip(int type, bool extreme)
             for (int nr = 1; nr <= LLV_I8_ROWS; nr++) {
                 /* rows 1..nr of the weight (row 0 skipped: the strip starts at an odd row) */
                 llv_i8_pack(type, wbuf + 1 + wrb, wrb, nr, b0, nblk, wp);
+                if (ops->gemm_i8_pack) { /* the ISA's packer: the same bytes */
+                    memset(wp2, 0xa5, (size_t)nb_all * pbb);
+                    ops->gemm_i8_pack(type, wbuf + 1 + wrb, wrb, nr, b0, nblk, wp2);
+                    ck_assert_msg(memcmp(wp, wp2, (size_t)nblk * pbb) == 0, "%s %s pack nr %d b0 %lld nblk %lld",
+                                  llv_type_name(type), ops->isa, nr, (long long)b0, (long long)nblk);
+                }
                 for (int nc = 1; nc <= LLV_I8_COLS; nc++)
                     for (int variant = 0; variant < 3; variant++) { /* first+bias, first, accumulate */
                         const float *bp = variant == 0 ? bias : NULL;
@@ -600,7 +606,7 @@ static void check_i8_strip(int type, bool extreme)
                         }
                     }
             }
-    free(data); free(wbuf); free(xbuf); free(side); llv_free_aligned(wp); free(x); free(wf); free(xf);
+    free(data); free(wbuf); free(xbuf); free(side); llv_free_aligned(wp); llv_free_aligned(wp2); free(x); free(wf); free(xf);
 }
 
 START_TEST(test_gemm_i8_strips)
