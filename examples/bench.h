@@ -25,6 +25,9 @@ int bench_default_threads(void);
 int bench_have_avx2_fma(void);
 /* Peak FMA throughput with nt threads, GFLOP/s (best of 3). */
 double bench_probe_fma(int nt);
+/* Peak 8-bit multiply-add throughput in GOP/s (2 ops per product): chains
+ * of vpmaddubsw + 16-bit add, the integer GEMM's inner step. */
+double bench_probe_int8(int nt);
 /* STREAM-like copy and triad bandwidth with nt threads, GB/s (best of 5). */
 void bench_probe_bandwidth(int nt, double *copy_gbs, double *triad_gbs);
 
@@ -119,13 +122,16 @@ typedef struct bench_result {
 typedef struct bench_machine {
     const char *isa;
     int threads;
-    double fma_gflops, copy_gbs, triad_gbs;
+    double fma_gflops, int8_gops, copy_gbs, triad_gbs;
 } bench_machine;
 
 /* Fill the derived fields (t_min, t_median, values, fractions, RSS ratio)
  * from the raw fields. */
 void bench_result_finish(bench_result *r, const bench_machine *mach);
 double bench_median(const double *v, int n);
+/* 1 if prefill with this weight type (bench_model.weight_type) runs in the
+ * integer GEMM, so its limit is the int8 probe rather than the FMA probe. */
+int bench_int8_prefill(const char *weight_type);
 void bench_print_table(FILE *f, const bench_result *r, int n, const bench_machine *mach, const bench_config *cfg);
 int bench_write_json(const char *path, const bench_result *r, int n, const bench_machine *mach,
                      const bench_config *cfg);

@@ -96,9 +96,10 @@ static int cmd_kernels(int argc, char **argv)
     printf("llava-bench kernels: isa %s, %d thread(s), %s time%s\n", llv_kernels_isa(), nt,
            bench_use_cpu_time ? "CPU" : "wall", bench_have_avx2_fma() ? "" : " (no AVX2+FMA: FMA probe is scalar)");
 
-    double peak = bench_probe_fma(nt), copy_gbs, triad_gbs;
+    double peak = bench_probe_fma(nt), peak8 = bench_probe_int8(nt), copy_gbs, triad_gbs;
     bench_probe_bandwidth(nt, &copy_gbs, &triad_gbs);
-    printf("probe: peak FMA %.1f GFLOP/s | memory copy %.1f GB/s, triad %.1f GB/s\n\n", peak, copy_gbs, triad_gbs);
+    printf("probe: peak FMA %.1f GFLOP/s | peak int8 %.1f GOP/s | memory copy %.1f GB/s, triad %.1f GB/s\n\n", peak,
+           peak8, copy_gbs, triad_gbs);
 
     static const int types[] = { LLV_TYPE_F32, LLV_TYPE_F16, LLV_TYPE_BF16, LLV_TYPE_Q8_0, LLV_TYPE_Q4_0,
                                  LLV_TYPE_Q4_K, LLV_TYPE_Q6_K };
@@ -117,6 +118,7 @@ static int cmd_kernels(int argc, char **argv)
 
     printf("%-5s %-12s | %9s %7s %7s %6s | %9s %7s %6s\n", "type", "n_out x n_in", "GEMV ms", "GB/s", "%triad",
            "GF/s", "GEMM ms", "GF/s", "%peak");
+    const char *wt_names[] = { "F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K" };
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
         for (int s = 0; s < n_shapes; s++) {
             size_t bytes = 0;
@@ -131,15 +133,17 @@ static int cmd_kernels(int argc, char **argv)
             double tm = time_matmul(&w, x, gemm_rows, y, nt, quick ? 1 : 2, 0.0);
             double gbs = (double)bytes / tv * 1e-9, gfv = flop1 / tv * 1e-9;
             double gfm = flop1 * (double)gemm_rows / tm * 1e-9;
-            printf("%-5s %5lldx%-6lld | %9.3f %7.1f %6.0f%% %6.1f | %9.1f %7.1f %5.0f%%\n", llv_type_name(types[t]),
+            const int int8 = bench_int8_prefill(wt_names[t]);
+            printf("%-5s %5lldx%-6lld | %9.3f %7.1f %6.0f%% %6.1f | %9.1f %7.1f %5.0f%%%s\n", llv_type_name(types[t]),
                    (long long)w.n_out, (long long)w.n_in, tv * 1e3, gbs, 100.0 * gbs / triad_gbs, gfv, tm * 1e3, gfm,
-                   100.0 * gfm / peak);
+                   100.0 * gfm / (int8 ? peak8 : peak), int8 ? " of int8" : "");
             fflush(stdout);
             free(data);
         }
     }
     printf("\nGEMV: 1 row (decode), GB/s = weight bytes / time vs the triad probe.\n"
-           "GEMM: %lld rows (prefill / vision encode), GF/s vs the FMA probe.\n", (long long)gemm_rows);
+           "GEMM: %lld rows (prefill / vision encode), GF/s vs the FMA probe (Q4_0/Q4_K/Q6_K: vs the int8\n"
+           "probe, their GEMM runs in 8-bit integers).\n", (long long)gemm_rows);
     free(x);
     free(y);
     return 0;
