@@ -331,6 +331,18 @@ static AVX2 void dq_row_q8_0(const uint8_t *b, float *y, int64_t nb)
     }
 }
 
+/* Q8_K (activation rows only: the rounding of activations before an f32 GEMM) */
+static AVX2 void dq_row_q8_k(const uint8_t *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, b += 292, y += 256) {
+        float d;
+        memcpy(&d, b, 4);
+        const __m256 vd = _mm256_set1_ps(d);
+        for (int g = 0; g < 32; g++)
+            st_mul(y + 8 * g, _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b + 4 + 8 * g))), vd);
+    }
+}
+
 static AVX2 void dq_row_q2_k(const uint8_t *b, float *y, int64_t nb)
 {
     for (int64_t i = 0; i < nb; i++, b += 84, y += 256) {
@@ -465,6 +477,7 @@ static AVX2 void avx2_to_f32(int type, const void *src, float *dst, int64_t n)
     case LLV_TYPE_Q4_K: dq_row_q4_k(p, dst, n / 256); return;
     case LLV_TYPE_Q5_K: dq_row_q5_k(p, dst, n / 256); return;
     case LLV_TYPE_Q6_K: dq_row_q6_k(p, dst, n / 256); return;
+    case LLV_TYPE_Q8_K: dq_row_q8_k(p, dst, n / 256); return;
     default:
         llv_dequantize_row(type, src, dst, n);
         return;

@@ -465,7 +465,7 @@ static void round_row(void *ctx, int64_t m, int slot)
     const round_job *j = ctx;
     uint8_t *q = j->scratch + (size_t)slot * j->xrb;
     quantize_activation(j->ops, j->partner, j->x + m * j->n_in, q, j->n_in);
-    llv_dequantize_row(j->partner, q, j->xr + m * j->n_in, j->n_in);
+    j->ops->to_f32(j->partner, q, j->xr + m * j->n_in, j->n_in);
 }
 
 static float *round_activations(const llv_kernel_ops *ops, const llv_weight *w, const float *x, int64_t n_rows,

@@ -626,8 +626,8 @@ END_TEST
 START_TEST(test_dequant_fast_vs_ref)
 {
     const llv_kernel_ops *fast = llv_ops(), *ref = llv_kernel_ops_ref();
-    for (int t = 0; t < N_WTYPES; t++) {
-        int type = weight_types[t];
+    for (int t = 0; t <= N_WTYPES; t++) { /* every weight type, then Q8_K (activation rounding) */
+        int type = t < N_WTYPES ? weight_types[t] : LLV_TYPE_Q8_K;
         int64_t n = type == LLV_TYPE_F32 || type == LLV_TYPE_F16 || type == LLV_TYPE_BF16 ? 517 : 1024;
         size_t rb;
         ck_assert(llv_row_bytes(type, n, &rb));
