@@ -100,9 +100,10 @@ static void check_matmul_case(int type, int64_t n_in, int64_t n_out, int64_t n_r
     const llv_kernel_ops *ops = llv_ops();
     int partner = ops->q8_partner && int8_on ? ops->q8_partner(type) : -1;
     double *qtol = calloc((size_t)(n_rows * n_out), sizeof(double));
-    /* rows > 4 with the integer GEMM on: the strip kernel, or the activations
-     * rounded through the partner type before the f32 GEMM (same bound) */
-    if (partner >= 0 && (n_rows <= 4 || int8_gemm_on)) {
+    /* up to 8 rows: integer GEMV chunks; more rows with the integer GEMM on:
+     * the strip kernel, or the activations rounded through the partner type
+     * before the f32 GEMM (same bound) */
+    if (partner >= 0 && (n_rows <= 8 || int8_gemm_on)) {
         int64_t qb = llv_type_get(partner)->blck;
         float *wf = malloc((size_t)n_in * sizeof(float));
         for (int64_t o = 0; o < n_out; o++) {
