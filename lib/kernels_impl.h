@@ -149,7 +149,7 @@ LLV_INTERNAL void llv_avx2_gemm_i8(int type, const void *wp, int64_t b0, int64_t
                                    const float *bias, int first);
 
 /* Process-wide switches of the integer paths, for tests and benchmarks:
- * GEMV (decode) and GEMM (prefill), both default on; see matmul.c. *
+ * GEMV (decode) and GEMM (prefill), both default on; see matmul.c. */
 LLV_INTERNAL void llv_matmul_set_int8_gemv(int on);
 LLV_INTERNAL void llv_matmul_set_int8_gemm(int on);
 
