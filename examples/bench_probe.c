@@ -109,23 +109,9 @@ static double int8_loop(long iters)
 }
 #endif
 
-double bench_probe_fma(int nt)
-{
-    double best = 0;
-    for (int rep = 0; rep < 3; rep++) {
-        double flops = 0, t0 = bench_now();
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) reduction(+ : flops)
-#endif
-        flops += fma_loop(20000000L);
-        double g = flops / (bench_now() - t0) * 1e-9;
-        if (g > best) best = g;
-    }
-    (void)nt;
-    return best;
-}
-
-double bench_probe_int8(int nt)
+/* Best of 3 of nt threads each running loop(iters): operations per second
+ * in G (loop returns the operations it did). */
+static double probe_rate(int nt, double (*loop)(long), long iters)
 {
     double best = 0;
     for (int rep = 0; rep < 3; rep++) {
@@ -133,13 +119,17 @@ double bench_probe_int8(int nt)
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt) reduction(+ : ops)
 #endif
-        ops += int8_loop(20000000L);
+        ops += loop(iters);
         double g = ops / (bench_now() - t0) * 1e-9;
         if (g > best) best = g;
     }
     (void)nt;
     return best;
 }
+
+double bench_probe_fma(int nt) { return probe_rate(nt, fma_loop, 20000000L); }
+
+double bench_probe_int8(int nt) { return probe_rate(nt, int8_loop, 20000000L); }
 
 /* STREAM-like copy (a = b) and triad (a = b + s*c) over 3 x 64 MiB arrays;
  * bytes counted as STREAM does (read + write, no write-allocate). */

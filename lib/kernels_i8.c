@@ -104,23 +104,28 @@ static inline void scatter_groups(const uint8_t codes[32], int r, uint8_t *dst)
         memcpy(dst + 32 * g + 4 * r, codes + 4 * g, 4);
 }
 
-static void pack_q4_0(const uint8_t *w, size_t wrb, int nr, int64_t b0, int64_t nblk, uint8_t *dst)
+/* The plain packer's driver: every row (< nr) and block of a strip, through
+ * pack_block(src block, strip row, packed block); the rest stays zero. */
+static void pack_rows(const uint8_t *w, size_t wrb, int nr, int64_t b0, int64_t nblk, uint8_t *dst, size_t src_bytes,
+                      size_t packed_bytes, void (*pack_block)(const uint8_t *src, int row, uint8_t *pb))
 {
-    memset(dst, 0, (size_t)nblk * LLV_I8_Q4_0_BYTES);
+    memset(dst, 0, (size_t)nblk * packed_bytes);
     for (int row = 0; row < nr; row++) {
-        const uint8_t *src = w + (size_t)row * wrb + (size_t)b0 * 18;
-        const int h = row / 8, r = row % 8;
-        for (int64_t b = 0; b < nblk; b++, src += 18) {
-            uint8_t *pb = dst + (size_t)b * LLV_I8_Q4_0_BYTES;
-            uint8_t codes[32];
-            q4_0_codes(src + 2, codes);
-            scatter_groups(codes, r, pb + 256 * h);
-            uint16_t hd;
-            memcpy(&hd, src, 2);
-            float d = llv_fp16_to_fp32(hd);
-            memcpy(pb + 512 + 4 * row, &d, 4);
-        }
+        const uint8_t *src = w + (size_t)row * wrb + (size_t)b0 * src_bytes;
+        for (int64_t b = 0; b < nblk; b++, src += src_bytes)
+            pack_block(src, row, dst + (size_t)b * packed_bytes);
     }
+}
+
+static void pack_block_q4_0(const uint8_t *src, int row, uint8_t *pb)
+{
+    uint8_t codes[32];
+    q4_0_codes(src + 2, codes);
+    scatter_groups(codes, row % 8, pb + 256 * (row / 8));
+    uint16_t hd;
+    memcpy(&hd, src, 2);
+    float d = llv_fp16_to_fp32(hd);
+    memcpy(pb + 512 + 4 * row, &d, 4);
 }
 
 /* Scales (out[0..7]) and mins (out[8..15]) of a Q4_K block from its 12 packed bytes. */
@@ -161,26 +166,19 @@ void llv_i8_pack_q4_k_meta(const uint8_t *src, int row, uint8_t *pb)
     memcpy(pb + 4928 + 4 * row, &dmin, 4);
 }
 
-static void pack_q4_k(const uint8_t *w, size_t wrb, int nr, int64_t b0, int64_t nblk, uint8_t *dst)
+static void pack_block_q4_k(const uint8_t *src, int row, uint8_t *pb)
 {
-    memset(dst, 0, (size_t)nblk * LLV_I8_Q4_K_BYTES);
-    for (int row = 0; row < nr; row++) {
-        const uint8_t *src = w + (size_t)row * wrb + (size_t)b0 * 144;
-        const int h = row / 8, r = row % 8;
-        for (int64_t b = 0; b < nblk; b++, src += 144) {
-            uint8_t *pb = dst + (size_t)b * LLV_I8_Q4_K_BYTES;
-            for (int j = 0; j < 4; j++) { /* 32 bytes: sub-block 2j (low nibbles), 2j+1 (high) */
-                uint8_t lo[32], hi[32];
-                for (int l = 0; l < 32; l++) {
-                    lo[l] = src[16 + 32 * j + l] & 15;
-                    hi[l] = src[16 + 32 * j + l] >> 4;
-                }
-                scatter_groups(lo, r, pb + (size_t)(2 * (2 * j) + h) * 256);
-                scatter_groups(hi, r, pb + (size_t)(2 * (2 * j + 1) + h) * 256);
-            }
-            llv_i8_pack_q4_k_meta(src, row, pb);
+    const int h = row / 8, r = row % 8;
+    for (int j = 0; j < 4; j++) { /* 32 bytes: sub-block 2j (low nibbles), 2j+1 (high) */
+        uint8_t lo[32], hi[32];
+        for (int l = 0; l < 32; l++) {
+            lo[l] = src[16 + 32 * j + l] & 15;
+            hi[l] = src[16 + 32 * j + l] >> 4;
         }
+        scatter_groups(lo, r, pb + (size_t)(2 * (2 * j) + h) * 256);
+        scatter_groups(hi, r, pb + (size_t)(2 * (2 * j + 1) + h) * 256);
     }
+    llv_i8_pack_q4_k_meta(src, row, pb);
 }
 
 /* The 256 codes (0..63, k order) of a Q6_K block: low 4 bits in ql, high
@@ -200,45 +198,38 @@ static void q6_k_codes(const uint8_t *b, uint8_t out[256])
         }
 }
 
-static void pack_q6_k(const uint8_t *w, size_t wrb, int nr, int64_t b0, int64_t nblk, uint8_t *dst)
+static void pack_block_q6_k(const uint8_t *src, int row, uint8_t *pb)
 {
-    memset(dst, 0, (size_t)nblk * LLV_I8_Q6_K_BYTES);
-    for (int row = 0; row < nr; row++) {
-        const uint8_t *src = w + (size_t)row * wrb + (size_t)b0 * 210;
-        const int h = row / 8, r = row % 8;
-        for (int64_t b = 0; b < nblk; b++, src += 210) {
-            uint8_t *pb = dst + (size_t)b * LLV_I8_Q6_K_BYTES;
-            uint8_t codes[256];
-            q6_k_codes(src, codes);
-            const int8_t *sc = (const int8_t *)(src + 192);
-            for (int s = 0; s < 16; s++) {
-                for (int g = 0; g < 4; g++)
-                    memcpy(pb + (size_t)((2 * s + h) * 4 + g) * 32 + 4 * r, codes + 16 * s + 4 * g, 4);
-                int16_t v = sc[s];
-                uint8_t *p = pb + 4096 + (size_t)(2 * s + h) * 32 + 4 * r;
-                memcpy(p, &v, 2);
-                memcpy(p + 2, &v, 2);
-            }
-            for (int j = 0; j < 8; j++) {
-                int16_t v0 = sc[2 * j], v1 = sc[2 * j + 1];
-                uint8_t *p = pb + 5120 + (size_t)(2 * j + h) * 32 + 4 * r;
-                memcpy(p, &v0, 2);
-                memcpy(p + 2, &v1, 2);
-            }
-            uint16_t hd;
-            memcpy(&hd, src + 208, 2);
-            float d = llv_fp16_to_fp32(hd);
-            memcpy(pb + 5632 + 4 * row, &d, 4);
-        }
+    const int h = row / 8, r = row % 8;
+    uint8_t codes[256];
+    q6_k_codes(src, codes);
+    const int8_t *sc = (const int8_t *)(src + 192);
+    for (int s = 0; s < 16; s++) {
+        for (int g = 0; g < 4; g++)
+            memcpy(pb + (size_t)((2 * s + h) * 4 + g) * 32 + 4 * r, codes + 16 * s + 4 * g, 4);
+        int16_t v = sc[s];
+        uint8_t *p = pb + 4096 + (size_t)(2 * s + h) * 32 + 4 * r;
+        memcpy(p, &v, 2);
+        memcpy(p + 2, &v, 2);
     }
+    for (int j = 0; j < 8; j++) {
+        int16_t v0 = sc[2 * j], v1 = sc[2 * j + 1];
+        uint8_t *p = pb + 5120 + (size_t)(2 * j + h) * 32 + 4 * r;
+        memcpy(p, &v0, 2);
+        memcpy(p + 2, &v1, 2);
+    }
+    uint16_t hd;
+    memcpy(&hd, src + 208, 2);
+    float d = llv_fp16_to_fp32(hd);
+    memcpy(pb + 5632 + 4 * row, &d, 4);
 }
 
 void llv_i8_pack(int type, const void *w, size_t wrb, int nr, int64_t b0, int64_t nblk, void *dst)
 {
     switch (type) {
-    case LLV_TYPE_Q4_K: pack_q4_k(w, wrb, nr, b0, nblk, dst); break;
-    case LLV_TYPE_Q6_K: pack_q6_k(w, wrb, nr, b0, nblk, dst); break;
-    default: pack_q4_0(w, wrb, nr, b0, nblk, dst); break;
+    case LLV_TYPE_Q4_K: pack_rows(w, wrb, nr, b0, nblk, dst, 144, LLV_I8_Q4_K_BYTES, pack_block_q4_k); break;
+    case LLV_TYPE_Q6_K: pack_rows(w, wrb, nr, b0, nblk, dst, 210, LLV_I8_Q6_K_BYTES, pack_block_q6_k); break;
+    default: pack_rows(w, wrb, nr, b0, nblk, dst, 18, LLV_I8_Q4_0_BYTES, pack_block_q4_0); break;
     }
 }
 
