@@ -128,23 +128,27 @@ LLAVA_API int32_t llava_projector_n_embd(const llava_projector *p)
 
 /* ---- encoding ----------------------------------------------------------- */
 
-/* image -> square RGB (pad + Pillow bicubic) -> planar normalized floats. */
-static int preprocess(const llava_vision *v, const llava_image *image, float *planar, llv_err *err)
+/* image -> square RGB (pad + Pillow bicubic), S x S x 3 bytes in a new
+ * buffer (*square, llv_free); normalized to planar floats after. */
+static int preprocess_square(const llava_vision *v, const llava_image *image, uint8_t **square, llv_err *err)
 {
     const int32_t S = v->hp.image_size;
     size_t bytes;
+    *square = NULL;
     if (llv_mul3_overflow((size_t)S, (size_t)S, 3, &bytes))
         return llv_fail(err, LLAVA_E_INTERNAL, "vision: image size overflow");
-    uint8_t *square = llv_malloc(bytes);
-    if (!square)
+    uint8_t *sq = llv_malloc(bytes);
+    if (!sq)
         return llv_fail(err, LLAVA_E_NOMEM, "vision: out of memory for the %dx%d input", S, S);
     uint8_t pad[3];
     llv_vision_pad_colour(v, pad);
-    int rc = llv_preprocess_pad_resize(image->rgb, image->width, image->height, pad, S, square, err);
-    if (rc == LLAVA_OK)
-        llv_normalize_planar(square, S, v->hp.mean, v->hp.std, planar);
-    llv_free(square);
-    return rc;
+    int rc = llv_preprocess_pad_resize(image->rgb, image->width, image->height, pad, S, sq, err);
+    if (rc != LLAVA_OK) {
+        llv_free(sq);
+        return rc;
+    }
+    *square = sq;
+    return LLAVA_OK;
 }
 
 /* Fail if any output value is not finite (broken weights). */
@@ -158,7 +162,21 @@ static int check_finite(const llava_embed *e, llv_err *err)
     return LLAVA_OK;
 }
 
-/* LLaVA-1.5 path: one square image (pad + resize), tower, projector. */
+/* LLaVA-1.5 path: one square image (pad + resize), tower, projector.
+ *
+ * Memory: besides the embedding, the encode uses one scratch block,
+ *   [ feat: n_patches x width | tower workspace (the planar input inside it) ]
+ *                             | projector scratch (after the tower)        ]
+ * (without feat when the features are the tower's last hidden state: they
+ * are then read in place from its workspace, the projector's scratch after
+ * them), which is most of its peak RSS next to the mapped weights; the resize's own
+ * scratch (preprocess.c) comes and goes before the block exists. The block
+ * is taken with llv_malloc and aligned by hand: glibc's posix_memalign
+ * leaves small free chunks before and after the block that stay in its
+ * thread cache, so the hole the block leaves can never hold the next
+ * aligned request of the same size, and every encode grew the heap by
+ * another block for a while (glibc serves these sizes from its heap once it
+ * has raised its mmap threshold after the first free of a large block). */
 static int encode_single(const llava_vision *v, const llava_projector *p, const llava_image *image, int n_threads,
                          const llv_callbacks *cb, llava_embed **out, llv_err *err)
 {
@@ -169,43 +187,59 @@ static int encode_single(const llava_vision *v, const llava_projector *p, const 
         return llv_fail(err, LLAVA_E_MISMATCH, "projector %s cannot take the %d tokens of this vision encoder "
                         "(it needs a square grid with an even side)", p->type_name, hp->n_patches);
 
-    size_t planar_bytes, feat_bytes;
-    if (llv_mul3_overflow(3 * (size_t)hp->image_size, (size_t)hp->image_size, sizeof(float), &planar_bytes) ||
-        llv_mul3_overflow((size_t)hp->n_patches, (size_t)width, sizeof(float), &feat_bytes))
+    /* feat: a separate part of the block, or the tower's own last hidden
+     * state in its workspace; proj_off: where the projector's scratch starts */
+    size_t feat_bytes = 0, feat_off = 0, proj_off = 0, ws_bytes, proj_bytes, bytes;
+    int rc;
+    if ((rc = llv_vision_workspace_bytes(v, 1, n_threads, &ws_bytes, err)) != LLAVA_OK ||
+        (rc = llv_projector_scratch_bytes(p, hp->n_patches, &proj_bytes, err)) != LLAVA_OK)
+        return rc;
+    bool in_place = llv_vision_features_in_workspace(v, &feat_off, &proj_off);
+    if (!in_place && (llv_mul3_overflow((size_t)hp->n_patches, (size_t)width, sizeof(float), &feat_bytes) ||
+                      llv_add_overflow(feat_bytes, 63, &feat_bytes)))
+        return llv_fail(err, LLAVA_E_NOMEM, "vision: buffers are too large");
+    feat_bytes = feat_bytes / 64 * 64; /* the workspace stays 64-byte aligned */
+    if (llv_add_overflow(proj_off, proj_bytes, &proj_bytes) ||
+        llv_add_overflow(feat_bytes, LLV_MAX(ws_bytes, proj_bytes), &bytes) ||
+        llv_add_overflow(bytes, 64, &bytes))
         return llv_fail(err, LLAVA_E_NOMEM, "vision: buffers are too large");
 
     llava_embed *e = NULL;
-    float *feat = NULL;
-    float *planar = llv_malloc_aligned(planar_bytes);
-    int rc;
-    if (!planar) {
-        rc = llv_fail(err, LLAVA_E_NOMEM, "vision: out of memory for the input image");
+    unsigned char *mem = NULL;
+    uint8_t *square = NULL;
+    if ((rc = preprocess_square(v, image, &square, err)) != LLAVA_OK)
+        goto done;
+    if (!(mem = llv_malloc(bytes))) {
+        rc = llv_fail(err, LLAVA_E_NOMEM, "vision: out of memory for %zu bytes of encoder buffers", bytes);
         goto done;
     }
-    if ((rc = preprocess(v, image, planar, err)) != LLAVA_OK)
-        goto done;
-    if (!(feat = llv_malloc_aligned(feat_bytes))) {
-        rc = llv_fail(err, LLAVA_E_NOMEM, "vision: out of memory for the features");
+    unsigned char *ws = mem + (64 - (uintptr_t)mem % 64) + feat_bytes; /* 64-byte aligned (64 spare bytes) */
+    float *feat = (float *)(in_place ? ws + feat_off : ws - feat_bytes);
+    float *planar = llv_vision_workspace_planar(v, 1, n_threads, ws);
+    if (!planar) { /* cannot happen: the workspace size was computed */
+        rc = llv_fail(err, LLAVA_E_INTERNAL, "vision: no room for the input image");
         goto done;
     }
-    if ((rc = llv_vision_forward(v, planar, feat, n_threads, cb, err)) != LLAVA_OK)
+    llv_normalize_planar(square, hp->image_size, hp->mean, hp->std, planar);
+    llv_free(square);
+    square = NULL;
+    if ((rc = llv_vision_forward_ws(v, planar, 1, feat, n_threads, cb, 0.0f, 1.0f, ws, err)) != LLAVA_OK)
         goto done;
-    llv_free_aligned(planar);
-    planar = NULL;
     if (llv_should_abort(cb)) {
         rc = llv_fail(err, LLAVA_E_ABORTED, "vision: aborted by the abort callback before the projector");
         goto done;
     }
+    /* the tower's workspace (but feat) is free now: the projector's scratch */
     if ((rc = llv_embed_new((int32_t)n_out_rows, p->n_out, &e, err)) != LLAVA_OK ||
-        (rc = llv_projector_forward(p, feat, hp->n_patches, e->data, n_threads, err)) != LLAVA_OK ||
+        (rc = llv_projector_forward_ws(p, feat, hp->n_patches, e->data, n_threads, ws + proj_off, err)) != LLAVA_OK ||
         (rc = check_finite(e, err)) != LLAVA_OK)
         goto done;
     *out = e;
     e = NULL;
 done:
+    llv_free(square);
+    llv_free(mem);
     llava_free_embed(e);
-    llv_free_aligned(feat);
-    llv_free_aligned(planar);
     return rc;
 }
 

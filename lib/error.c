@@ -4,6 +4,7 @@
 #include "common.h"
 
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,19 +117,32 @@ char *llv_strdup(const char *s)
     return d;
 }
 
+/* 64-byte aligned blocks carved from plain malloc, the original pointer
+ * stored just below the aligned one. Not posix_memalign: glibc splits off
+ * the alignment slack of each such block as a small free chunk, so a freed
+ * aligned block becomes a hole that the next aligned request of the same
+ * size never fits, and a process that encodes image after image grew its
+ * heap by ~27 MB per encode (peak RSS 1.094x the model after 8 encodes;
+ * flat at 1.046x this way). */
 void *llv_malloc_aligned(size_t n)
 {
     if (llv_alloc_should_fail())
         return NULL;
-    void *p = NULL;
-    if (posix_memalign(&p, 64, n ? n : 1) != 0)
+    size_t total;
+    if (llv_add_overflow(n ? n : 1, 64 + sizeof(void *), &total))
         return NULL;
-    return p;
+    unsigned char *raw = malloc(total);
+    if (!raw)
+        return NULL;
+    uintptr_t a = ((uintptr_t)raw + sizeof(void *) + 63) & ~(uintptr_t)63;
+    ((void **)a)[-1] = raw;
+    return (void *)a;
 }
 
 void llv_free_aligned(void *p)
 {
-    free(p);
+    if (p)
+        free(((void **)p)[-1]);
 }
 
 int llv_resolve_threads(int64_t n)

@@ -259,17 +259,46 @@ bool llv_projector_rowwise(const llava_projector *p)
     return p->kind != LLV_PROJ_LDP && p->kind != LLV_PROJ_LDPV2;
 }
 
-/* Yi-VL: y = LN4(W3 · GELU(LN1(W0 x + b0)) + b3). */
-static int forward_mlp_norm(const llava_projector *p, const float *in, int64_t n_rows, float *out, int n_threads,
-                            llv_err *err)
+/* Scratch floats of the row-wise projectors: Yi-VL one hidden buffer
+ * [n_rows][H]; mlp two ping-pong buffers for the hidden layers (one for two
+ * layers, none for one), each [n_rows][widest hidden], 16-float aligned. */
+static int rowwise_scratch(const llava_projector *p, int64_t n_rows, size_t *per_buf, int *n_bufs, llv_err *err)
+{
+    int64_t widest = 0;
+    *n_bufs = 0;
+    if (p->kind == LLV_PROJ_MLP_NORM) {
+        widest = p->layers[0].w.n_out;
+        *n_bufs = 1;
+    } else if (p->n_layers > 1) {
+        for (int i = 0; i + 1 < p->n_layers; i++)
+            widest = LLV_MAX(widest, p->layers[i].w.n_out);
+        *n_bufs = p->n_layers > 2 ? 2 : 1;
+    }
+    size_t n, total;
+    if (n_rows < 0 || llv_mul_overflow((size_t)n_rows, (size_t)widest, &n) || llv_add_overflow(n, 15, &n) ||
+        llv_mul3_overflow(n / 16 * 16, (size_t)*n_bufs, sizeof(float), &total))
+        return llv_fail(err, LLAVA_E_NOMEM, "projector: buffers are too large");
+    *per_buf = n / 16 * 16;
+    return LLAVA_OK;
+}
+
+int llv_projector_scratch_bytes(const llava_projector *p, int64_t n_rows, size_t *bytes, llv_err *err)
+{
+    if (p->kind == LLV_PROJ_LDP || p->kind == LLV_PROJ_LDPV2)
+        return llv_mvlm_scratch_bytes(p, n_rows, bytes, err);
+    size_t per_buf;
+    int n_bufs;
+    int rc = rowwise_scratch(p, n_rows, &per_buf, &n_bufs, err);
+    if (rc == LLAVA_OK)
+        *bytes = per_buf * (size_t)n_bufs * sizeof(float); /* checked above */
+    return rc;
+}
+
+/* Yi-VL: y = LN4(W3 · GELU(LN1(W0 x + b0)) + b3); h: [n_rows][H]. */
+static void forward_mlp_norm(const llava_projector *p, const float *in, int64_t n_rows, float *out, float *h,
+                             int n_threads)
 {
     const int64_t H = p->layers[0].w.n_out, O = p->n_out;
-    size_t bytes;
-    if (llv_mul3_overflow((size_t)n_rows, (size_t)H, sizeof(float), &bytes))
-        return llv_fail(err, LLAVA_E_NOMEM, "projector: buffers are too large");
-    float *h = llv_malloc_aligned(bytes);
-    if (!h)
-        return llv_fail(err, LLAVA_E_NOMEM, "projector: out of memory for %zu bytes", bytes);
     llv_matmul(&p->layers[0].w, in, n_rows, h, p->layers[0].b, n_threads);
     for (int64_t r = 0; r < n_rows; r++)
         llv_layernorm(h + r * H, h + r * H, p->ln_w[0], p->ln_b[0], H, p->eps);
@@ -277,45 +306,45 @@ static int forward_mlp_norm(const llava_projector *p, const float *in, int64_t n
     llv_matmul(&p->layers[1].w, h, n_rows, out, p->layers[1].b, n_threads);
     for (int64_t r = 0; r < n_rows; r++)
         llv_layernorm(out + r * O, out + r * O, p->ln_w[1], p->ln_b[1], O, p->eps);
-    llv_free_aligned(h);
-    return LLAVA_OK;
 }
 
 int llv_projector_forward(const llava_projector *p, const float *in, int64_t n_rows, float *out, int n_threads,
                           llv_err *err)
 {
-    if (p->kind == LLV_PROJ_MLP_NORM)
-        return forward_mlp_norm(p, in, n_rows, out, n_threads, err);
+    return llv_projector_forward_ws(p, in, n_rows, out, n_threads, NULL, err);
+}
+
+int llv_projector_forward_ws(const llava_projector *p, const float *in, int64_t n_rows, float *out, int n_threads,
+                             void *scratch, llv_err *err)
+{
     if (p->kind == LLV_PROJ_LDP || p->kind == LLV_PROJ_LDPV2)
-        return llv_mvlm_forward(p, in, n_rows, out, n_threads, err);
-    /* Two ping-pong buffers for the hidden layers (none for one layer). */
-    float *buf[2] = { NULL, NULL };
-    if (p->n_layers > 1) {
-        int64_t widest = 0;
-        for (int i = 0; i + 1 < p->n_layers; i++)
-            widest = LLV_MAX(widest, p->layers[i].w.n_out);
-        size_t bytes;
-        if (llv_mul3_overflow((size_t)n_rows, (size_t)widest, sizeof(float), &bytes))
-            return llv_fail(err, LLAVA_E_NOMEM, "projector: buffers are too large");
-        buf[0] = llv_malloc_aligned(bytes);
-        buf[1] = p->n_layers > 2 ? llv_malloc_aligned(bytes) : NULL;
-        if (!buf[0] || (p->n_layers > 2 && !buf[1])) {
-            llv_free_aligned(buf[0]);
-            llv_free_aligned(buf[1]);
-            return llv_fail(err, LLAVA_E_NOMEM, "projector: out of memory for %zu bytes", bytes);
+        return llv_mvlm_forward(p, in, n_rows, out, n_threads, scratch, err);
+    size_t per_buf;
+    int n_bufs;
+    int rc = rowwise_scratch(p, n_rows, &per_buf, &n_bufs, err);
+    if (rc != LLAVA_OK)
+        return rc;
+    float *mem = scratch;
+    if (n_bufs > 0 && !mem && !(mem = llv_malloc_aligned(per_buf * (size_t)n_bufs * sizeof(float))))
+        return llv_fail(err, LLAVA_E_NOMEM, "projector: out of memory for %zu bytes",
+                        per_buf * (size_t)n_bufs * sizeof(float));
+    if (p->kind == LLV_PROJ_MLP_NORM) {
+        forward_mlp_norm(p, in, n_rows, out, mem, n_threads);
+    } else {
+        /* ping-pong between the hidden buffers, the last layer into out */
+        float *buf[2] = { mem, n_bufs > 1 ? mem + per_buf : NULL };
+        const float *x = in;
+        for (int i = 0; i < p->n_layers; i++) {
+            const llv_proj_layer *l = &p->layers[i];
+            bool last = i + 1 == p->n_layers;
+            float *y = last ? out : buf[i % 2];
+            llv_matmul(&l->w, x, n_rows, y, l->b, n_threads);
+            if (!last)
+                llv_gelu_erf(y, n_rows * l->w.n_out);
+            x = y;
         }
     }
-    const float *x = in;
-    for (int i = 0; i < p->n_layers; i++) {
-        const llv_proj_layer *l = &p->layers[i];
-        bool last = i + 1 == p->n_layers;
-        float *y = last ? out : buf[i % 2];
-        llv_matmul(&l->w, x, n_rows, y, l->b, n_threads);
-        if (!last)
-            llv_gelu_erf(y, n_rows * l->w.n_out);
-        x = y;
-    }
-    llv_free_aligned(buf[0]);
-    llv_free_aligned(buf[1]);
+    if (mem != scratch)
+        llv_free_aligned(mem);
     return LLAVA_OK;
 }

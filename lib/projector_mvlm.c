@@ -250,8 +250,32 @@ static void ldp_block(const llv_ldp_block *b, const float *in, int64_t side, int
             out[i] += in[i];
 }
 
+/* Buffers: h [N][max(H, C)], y [N][C], t [N][C], se [2C + S]; floats. */
+static int mvlm_scratch_floats(const llava_projector *p, int64_t n_rows, size_t *nbig, size_t *nC, size_t *total,
+                               llv_err *err)
+{
+    const int64_t H = p->layers[0].w.n_out, C = p->n_out;
+    int64_t S = p->kind == LLV_PROJ_LDP ? LLV_MAX(p->ldp[0].fc1.w.n_out, p->ldp[1].fc1.w.n_out) : 0;
+    size_t bytes;
+    if (n_rows < 0 || llv_mul_overflow((size_t)n_rows, (size_t)LLV_MAX(H, C), nbig) ||
+        llv_mul_overflow((size_t)n_rows, (size_t)C, nC) ||
+        llv_add_overflow(*nbig, 2 * *nC, total) || llv_add_overflow(*total, (size_t)(2 * C + S), total) ||
+        llv_mul_overflow(*total, sizeof(float), &bytes))
+        return llv_fail(err, LLAVA_E_NOMEM, "projector: buffers are too large");
+    return LLAVA_OK;
+}
+
+int llv_mvlm_scratch_bytes(const llava_projector *p, int64_t n_rows, size_t *bytes, llv_err *err)
+{
+    size_t nbig = 0, nC = 0, total = 0;
+    int rc = mvlm_scratch_floats(p, n_rows, &nbig, &nC, &total, err);
+    if (rc == LLAVA_OK)
+        *bytes = total * sizeof(float); /* checked above */
+    return rc;
+}
+
 int llv_mvlm_forward(const llava_projector *p, const float *in, int64_t n_rows, float *out, int n_threads,
-                     llv_err *err)
+                     void *scratch, llv_err *err)
 {
     const int64_t n_out_rows = llv_projector_out_rows(p, n_rows);
     if (n_out_rows < 1)
@@ -261,17 +285,13 @@ int llv_mvlm_forward(const llava_projector *p, const float *in, int64_t n_rows, 
     while (side * side < n_rows)
         side++;
     const int64_t H = p->layers[0].w.n_out, C = p->n_out, half = side / 2;
-    /* buffers: h [N][max(H, C)], y [N][C], t [N][C], se [2C + S] */
-    size_t nbig, nC, total, bytes;
-    int64_t S = p->kind == LLV_PROJ_LDP ? LLV_MAX(p->ldp[0].fc1.w.n_out, p->ldp[1].fc1.w.n_out) : 0;
-    if (llv_mul_overflow((size_t)n_rows, (size_t)LLV_MAX(H, C), &nbig) ||
-        llv_mul_overflow((size_t)n_rows, (size_t)C, &nC) ||
-        llv_add_overflow(nbig, 2 * nC, &total) || llv_add_overflow(total, (size_t)(2 * C + S), &total) ||
-        llv_mul_overflow(total, sizeof(float), &bytes))
-        return llv_fail(err, LLAVA_E_NOMEM, "projector: buffers are too large");
-    float *mem = llv_malloc_aligned(bytes);
-    if (!mem)
-        return llv_fail(err, LLAVA_E_NOMEM, "projector: out of memory for %zu bytes", bytes);
+    size_t nbig = 0, nC = 0, total = 0;
+    int rc = mvlm_scratch_floats(p, n_rows, &nbig, &nC, &total, err);
+    if (rc != LLAVA_OK)
+        return rc;
+    float *mem = scratch;
+    if (!mem && !(mem = llv_malloc_aligned(total * sizeof(float))))
+        return llv_fail(err, LLAVA_E_NOMEM, "projector: out of memory for %zu bytes", total * sizeof(float));
     float *h = mem, *y = h + nbig, *t = y + nC, *se = t + nC;
 
     llv_matmul(&p->layers[0].w, in, n_rows, h, p->layers[0].b, n_threads);
@@ -295,6 +315,7 @@ int llv_mvlm_forward(const llava_projector *p, const float *in, int64_t n_rows, 
             for (int64_t k = 0; k < C; k++)
                 out[i * C + k] += p->peg_b[k] + t[i * C + k];
     }
-    llv_free_aligned(mem);
+    if (mem != scratch)
+        llv_free_aligned(mem);
     return LLAVA_OK;
 }

@@ -207,6 +207,24 @@ LLV_INTERNAL int llv_vision_forward(const llava_vision *v, const float *planar, 
 LLV_INTERNAL int llv_vision_forward_batch(const llava_vision *v, const float *planar, int32_t n_images,
                                           float *features, int n_threads, const llv_callbacks *cb, float prog0,
                                           float prog_span, llv_err *err);
+/* The same with a caller-provided workspace of llv_vision_workspace_bytes
+ * (64-byte aligned; NULL: allocated and freed inside). */
+LLV_INTERNAL int llv_vision_forward_ws(const llava_vision *v, const float *planar, int32_t n_images, float *features,
+                                       int n_threads, const llv_callbacks *cb, float prog0, float prog_span,
+                                       void *ws, llv_err *err);
+/* Bytes of the workspace of a forward over n_images images on n_threads
+ * threads (LLAVA_E_NOMEM if too large to count). */
+LLV_INTERNAL int llv_vision_workspace_bytes(const llava_vision *v, int32_t n_images, int n_threads, size_t *bytes,
+                                            llv_err *err);
+/* Where in such a workspace the planar input ([n][3][S][S]) may be written
+ * before llv_vision_forward_ws (it is read before that memory is reused),
+ * so that the input costs no memory of its own; NULL if too large. */
+LLV_INTERNAL float *llv_vision_workspace_planar(const llava_vision *v, int32_t n_images, int n_threads, void *ws);
+/* Whether the features of a one-image llv_vision_forward_ws may be read in
+ * place from its workspace (one requested hidden state, the last): then they
+ * are at byte *feat_offset of it (pass that as features), and the memory
+ * from byte *feat_end on is free once the forward has returned. */
+LLV_INTERNAL bool llv_vision_features_in_workspace(const llava_vision *v, size_t *feat_offset, size_t *feat_end);
 /* Scratch bytes one image needs in a batched forward (for batch sizing). */
 LLV_INTERNAL size_t llv_vision_bytes_per_image(const llava_vision *v);
 
@@ -220,6 +238,12 @@ LLV_INTERNAL void llv_projector_destroy(llava_projector *p);
  * one image: a square grid of n_rows tokens with an even side. */
 LLV_INTERNAL int llv_projector_forward(const llava_projector *p, const float *in, int64_t n_rows, float *out,
                                        int n_threads, llv_err *err);
+/* The same with caller-provided scratch of llv_projector_scratch_bytes
+ * (64-byte aligned, may be NULL when that is 0; NULL otherwise: allocated inside). */
+LLV_INTERNAL int llv_projector_forward_ws(const llava_projector *p, const float *in, int64_t n_rows, float *out,
+                                          int n_threads, void *scratch, llv_err *err);
+/* Scratch bytes of a projector forward over n_rows rows (LLAVA_E_NOMEM if too large). */
+LLV_INTERNAL int llv_projector_scratch_bytes(const llava_projector *p, int64_t n_rows, size_t *bytes, llv_err *err);
 /* Output tokens for n_rows input tokens (one image); 0 if not a valid input. */
 LLV_INTERNAL int64_t llv_projector_out_rows(const llava_projector *p, int64_t n_rows);
 /* Whether the projector maps each token on its own (true for mlp/linear/Yi-VL). */
@@ -228,8 +252,10 @@ LLV_INTERNAL bool llv_projector_rowwise(const llava_projector *p);
 /* ---- MobileVLM projectors (projector_mvlm.c) ---- */
 LLV_INTERNAL int llv_mvlm_load(const llv_gguf *g, llava_projector *p, llv_err *err);
 LLV_INTERNAL void llv_mvlm_free(llava_projector *p);
+/* scratch: llv_mvlm_scratch_bytes bytes (NULL: allocated inside). */
 LLV_INTERNAL int llv_mvlm_forward(const llava_projector *p, const float *in, int64_t n_rows, float *out,
-                                  int n_threads, llv_err *err);
+                                  int n_threads, void *scratch, llv_err *err);
+LLV_INTERNAL int llv_mvlm_scratch_bytes(const llava_projector *p, int64_t n_rows, size_t *bytes, llv_err *err);
 
 /* ---- LLaVA-1.6 any resolution (anyres.c) ---- */
 
