@@ -123,17 +123,33 @@ void llv_softmax(float *x, int64_t n)
 {
     if (n <= 0)
         return;
-    float mx = x[0];
-    for (int64_t i = 1; i < n; i++)
-        if (x[i] > mx) mx = x[i];
-    for (int64_t i = 0; i < n; i++)
+    /* 8 partial maxima and 4 partial double sums: the single-accumulator
+     * loops were one dependent add per element (3.9% of an image encode,
+     * 577-wide rows); max is order-free, the sum stays in double. */
+    float m8[8];
+    for (int l = 0; l < 8; l++)
+        m8[l] = x[0];
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++)
+            m8[l] = x[i + l] > m8[l] ? x[i + l] : m8[l];
+    float mx = m8[0];
+    for (int l = 1; l < 8; l++)
+        mx = m8[l] > mx ? m8[l] : mx;
+    for (; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    for (i = 0; i < n; i++)
         x[i] -= mx;
     llv_ops()->exp_f32(x, n);
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; i++)
+    double s4[4] = { 0.0, 0.0, 0.0, 0.0 };
+    for (i = 0; i + 4 <= n; i += 4)
+        for (int l = 0; l < 4; l++)
+            s4[l] += x[i + l];
+    double sum = (s4[0] + s4[1]) + (s4[2] + s4[3]);
+    for (; i < n; i++)
         sum += x[i];
     float inv = (float)(1.0 / sum);
-    for (int64_t i = 0; i < n; i++)
+    for (i = 0; i < n; i++)
         x[i] *= inv;
 }
 

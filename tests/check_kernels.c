@@ -759,6 +759,19 @@ START_TEST(test_norms_softmax)
     for (int i = 0; i < 37; i++) z += exp(x[i] - mx);
     for (int i = 0; i < 37; i++)
         ck_assert(fabs(out[i] - exp(x[i] - mx) / z) <= 1e-6);
+    /* a 577-wide row (the vision encoder's), max in the tail */
+    {
+        static float r[577];
+        double rz = 0;
+        fill(r, 577, 3.0f);
+        r[575] = 9.5f;
+        float keep[577];
+        memcpy(keep, r, sizeof keep);
+        llv_softmax(r, 577);
+        for (int i = 0; i < 577; i++) rz += exp((double)keep[i] - 9.5);
+        for (int i = 0; i < 577; i++)
+            ck_assert_msg(fabs(r[i] - exp((double)keep[i] - 9.5) / rz) <= 1e-6, "softmax 577 [%d]", i);
+    }
     /* large values do not overflow */
     float big[3] = { 1000.0f, 999.0f, -INFINITY };
     llv_softmax(big, 3);
