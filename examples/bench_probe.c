@@ -92,7 +92,7 @@ static double fma_loop(long iters)
     for (long it = 0; it < iters; it++)
         for (int i = 0; i < 8; i++)
             a[i] = a[i] * 0.999999f + 1e-7f;
-    volatile float sink = a[0];
+    volatile float sink = a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7]; /* every lane live */
     (void)sink;
     return (double)iters * 8 * 2;
 }
@@ -103,7 +103,7 @@ static double int8_loop(long iters)
     for (long it = 0; it < iters; it++)
         for (int i = 0; i < 8; i++)
             a[i] = (short)(a[i] + 3 * (i - 4));
-    volatile int sink = a[0];
+    volatile int sink = a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7]; /* every lane live */
     (void)sink;
     return (double)iters * 8 * 2;
 }

@@ -14,9 +14,11 @@
  *
  * as unsigned codes 0..15. Multiplying that vector by 4 activation bytes
  * broadcast to all 8 rows (maddubs) gives 8 rows x 2 pair sums in int16
- * lanes with no horizontal sums. A pair sum is at most 15*127*2 = 3810 in
- * magnitude, so the 8 k-groups of a 32-value block add up in int16
- * (|sum| <= 30480 < 32767); one madd per block then turns them into 8 int32
+ * lanes with no horizontal sums. Activation codes are -127..127, except
+ * -128 where the quantizer's reciprocal scale overflows (blocks below ~4e-37,
+ * NaN/Inf input; their scale is 0), so a pair sum is at most 15*128*2 = 3840
+ * in magnitude and the 8 k-groups of a 32-value block add up in int16
+ * (|sum| <= 30720 < 32767); one madd per block then turns them into 8 int32
  * row sums.
  *
  * Per strip and block the packed data is:
@@ -37,8 +39,8 @@
  *                                 scp    [8 pairs][2 halves][16] i16  (512)
  *                                 d      [16] f32                     (64)
  *     codes are the 6-bit q (0..63, value q - 32): a maddubs pair sum is at
- *     most 63*127*2 = 16002, so two k-groups add in int16, then one madd by
- *     the sub-block's int8 scale per 16 values. The -32 comes back through
+ *     most 63*128*2 = 16128, so two k-groups add in int16 (32256), then one
+ *     madd by the sub-block's int8 scale per 16 values. The -32 comes back through
  *     the activation's 16-value sums (Q8_K bsums, in the quantized row):
  *     scp lanes 2r, 2r+1 hold row r's scales of sub-blocks 2j, 2j+1.
  *     y += (isum - 32 * sum_s sc_s * bsum_s) * (d * dx) per super-block;

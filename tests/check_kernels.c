@@ -137,6 +137,28 @@ static void check_matmul_case(int type, int64_t n_in, int64_t n_out, int64_t n_r
         ck_assert_msg(fabs(yr[i] - yn[i]) <= 1e-6 * mag[i] + 1e-6, "ref %s: y[%lld] = %.7g, want %.7g",
                       llv_type_name(type), (long long)i, yr[i], yn[i]);
     }
+    /* When an integer path applies, y must also equal (to f32 summation error,
+     * without the qtol allowance) the product with x rounded through the
+     * partner type, as the reference quantizer does: this fails if the path
+     * silently falls back to exact f32 products. */
+    if (partner >= 0 && (n_rows <= 8 || int8_gemm_on)) {
+        size_t xrb;
+        ck_assert(llv_row_bytes(partner, n_in, &xrb));
+        uint8_t *xq = malloc(xrb);
+        float *xr = malloc((size_t)(n_rows * n_in) * sizeof(float));
+        double *yq = malloc((size_t)(n_rows * n_out) * sizeof(double));
+        double *magq = malloc((size_t)(n_rows * n_out) * sizeof(double));
+        for (int64_t m = 0; m < n_rows; m++) {
+            ck_assert_int_eq(llv_quantize_row(partner, x + m * n_in, xq, n_in), LLAVA_OK);
+            llv_dequantize_row(partner, xq, xr + m * n_in, n_in);
+        }
+        naive_matmul(&w, xr, n_rows, use_bias ? bias : NULL, yq, magq);
+        for (int64_t i = 0; i < n_rows * n_out; i++)
+            ck_assert_msg(fabs(y[i] - yq[i]) <= 2e-6 * magq[i] * (1.0 + sqrt((double)n_in) / 8.0) + 1e-6,
+                          "%s rows %lld: y[%lld] = %.7g, want %.7g with 8-bit activations", llv_type_name(type),
+                          (long long)n_rows, (long long)i, y[i], yq[i]);
+        free(xq); free(xr); free(yq); free(magq);
+    }
     free(data); free(x); free(bias); free(y); free(yr); free(yn); free(mag); free(qtol);
 }
 

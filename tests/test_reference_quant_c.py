@@ -117,8 +117,9 @@ def run(lib, path, label, prompt):
         check(False, "%s: C load failed: %s" % (label, e))
         return None
     lib.L.llava_free_params(params)
-    # exact products; 8-bit activations for products of <= 4 rows (decode GEMV, libllava's AVX2
-    # path today); 8-bit activations everywhere (as llama.cpp does for any batch size)
+    # exact products (libllava without integer kernels); 8-bit activations for products of <= 4
+    # rows only (its AVX2/NEON default before the integer GEMM); 8-bit activations everywhere
+    # (its default now, and llama.cpp's, for any batch size)
     rows = {"exact": 0, "q8": 4, "q8all": 1 << 30}
     caches = {m: ref.new_cache() for m in rows}
 
