@@ -69,10 +69,44 @@ AVX2_INLINE void store_rows(float *y, int nr, __m256 a, __m256 b, const float *b
         }                                                                                               \
     }
 
+/* BLOCK_SUMS for exactly 3 columns into named variables s00..s21 (columns
+ * X0, X1, X2; the q4_0_3 / q4_k_3 strips). */
+#define BLOCK_SUMS_3(Q, XOFF)                                                                           \
+    s00 = s01 = s10 = s11 = s20 = s21 = _mm256_setzero_si256();                                         \
+    _Pragma("GCC unroll 2") for (int g = 0; g < 8; g++)                                                 \
+    {                                                                                                   \
+        const __m256i w0 = _mm256_load_si256((const __m256i *)((Q) + 32 * g));                          \
+        const __m256i w1 = _mm256_load_si256((const __m256i *)((Q) + 256 + 32 * g));                    \
+        __m256i xv = bcast32(X0 + (XOFF) + 4 * g);                                                      \
+        s00 = _mm256_add_epi16(s00, _mm256_maddubs_epi16(w0, xv));                                      \
+        s01 = _mm256_add_epi16(s01, _mm256_maddubs_epi16(w1, xv));                                      \
+        xv = bcast32(X1 + (XOFF) + 4 * g);                                                              \
+        s10 = _mm256_add_epi16(s10, _mm256_maddubs_epi16(w0, xv));                                      \
+        s11 = _mm256_add_epi16(s11, _mm256_maddubs_epi16(w1, xv));                                      \
+        xv = bcast32(X2 + (XOFF) + 4 * g);                                                              \
+        s20 = _mm256_add_epi16(s20, _mm256_maddubs_epi16(w0, xv));                                      \
+        s21 = _mm256_add_epi16(s21, _mm256_maddubs_epi16(w1, xv));                                      \
+    }
+
+/* End of a Q4_0 block for one column (sb = its side record: f32 dx, int32
+ * 8*sum(xq)): int16 sums -> int32 row sums minus the -8 offset, scaled by
+ * the row scales d (rows 0-7 in d0, 8-15 in d1) times dx. */
+AVX2_INLINE void q4_0_end(__m256 d0, __m256 d1, const uint8_t *sb, __m256i s0, __m256i s1, __m256 *a0, __m256 *a1)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    float dx;
+    memcpy(&dx, sb, 4);
+    const __m256i off = bcast32(sb + 4);
+    const __m256 vdx = _mm256_set1_ps(dx);
+    *a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_madd_epi16(s0, ones), off)),
+                          _mm256_mul_ps(d0, vdx), *a0);
+    *a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_madd_epi16(s1, ones), off)),
+                          _mm256_mul_ps(d1, vdx), *a1);
+}
+
 AVX2_INLINE void strip_q4_0(const uint8_t *P, int64_t b0, int64_t nblk, const uint8_t *xq, size_t xrb,
                             const uint8_t *side, size_t srb, float *y, int64_t ldy, int nr, const float *bias, int first, const int NC)
 {
-    const __m256i ones = _mm256_set1_epi16(1);
     __m256 a0[LLV_I8_COLS], a1[LLV_I8_COLS];
     const uint8_t *X[LLV_I8_COLS], *S[LLV_I8_COLS];
     for (int c = 0; c < NC; c++) {
@@ -87,16 +121,7 @@ AVX2_INLINE void strip_q4_0(const uint8_t *P, int64_t b0, int64_t nblk, const ui
         const __m256 d0 = _mm256_load_ps((const float *)(pb + 512));
         const __m256 d1 = _mm256_load_ps((const float *)(pb + 544));
         _Pragma("GCC unroll 3") for (int c = 0; c < NC; c++)
-        {
-            float dx;
-            memcpy(&dx, S[c] + 8 * b, 4);
-            const __m256i off = bcast32(S[c] + 8 * b + 4);
-            const __m256 vdx = _mm256_set1_ps(dx);
-            __m256i i0 = _mm256_sub_epi32(_mm256_madd_epi16(s0[c], ones), off);
-            __m256i i1 = _mm256_sub_epi32(_mm256_madd_epi16(s1[c], ones), off);
-            a0[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_mul_ps(d0, vdx), a0[c]);
-            a1[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_mul_ps(d1, vdx), a1[c]);
-        }
+            q4_0_end(d0, d1, S[c] + 8 * b, s0[c], s1[c], &a0[c], &a1[c]);
     }
     for (int c = 0; c < NC; c++)
         store_rows(y + (size_t)c * ldy, nr, a0[c], a1[c], bias, first);
@@ -107,47 +132,21 @@ AVX2_INLINE void strip_q4_0(const uint8_t *P, int64_t b0, int64_t nblk, const ui
  * the stack: 161 -> 172 GOP/s per core (1 thread, 2048 x 5632 strips from
  * L1). A register-only micro-benchmark of the loop reaches 208, its inner
  * loop alone 297. Same operations, same order as strip_q4_0. */
-#define Q4_0_COL(c, s0, s1, a0, a1)                                                                      \
-    {                                                                                                   \
-        float dx;                                                                                       \
-        memcpy(&dx, S##c + 8 * b, 4);                                                                   \
-        const __m256i off = bcast32(S##c + 8 * b + 4);                                                  \
-        const __m256 vdx = _mm256_set1_ps(dx);                                                          \
-        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_madd_epi16(s0, ones), off)),   \
-                             _mm256_mul_ps(d0, vdx), a0);                                               \
-        a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_madd_epi16(s1, ones), off)),   \
-                             _mm256_mul_ps(d1, vdx), a1);                                               \
-    }
-
 static AVX2 void q4_0_3(const uint8_t *P, int64_t b0, int64_t nblk, const uint8_t *xq, size_t xrb,
                         const uint8_t *side, size_t srb, float *y, int64_t ldy, int nr, const float *bias, int first)
 {
-    const __m256i ones = _mm256_set1_epi16(1);
     const uint8_t *X0 = xq + (size_t)b0 * 34 + 2, *X1 = X0 + xrb, *X2 = X1 + xrb;
     const uint8_t *S0 = side + (size_t)b0 * 8, *S1 = S0 + srb, *S2 = S1 + srb;
     __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00;
     for (int64_t b = 0; b < nblk; b++) {
         const uint8_t *pb = P + (size_t)b * LLV_I8_Q4_0_BYTES;
-        __m256i s00 = _mm256_setzero_si256(), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00;
-        _Pragma("GCC unroll 2") for (int g = 0; g < 8; g++)
-        {
-            const __m256i w0 = _mm256_load_si256((const __m256i *)(pb + 32 * g));
-            const __m256i w1 = _mm256_load_si256((const __m256i *)(pb + 256 + 32 * g));
-            __m256i xv = bcast32(X0 + 34 * b + 4 * g);
-            s00 = _mm256_add_epi16(s00, _mm256_maddubs_epi16(w0, xv));
-            s01 = _mm256_add_epi16(s01, _mm256_maddubs_epi16(w1, xv));
-            xv = bcast32(X1 + 34 * b + 4 * g);
-            s10 = _mm256_add_epi16(s10, _mm256_maddubs_epi16(w0, xv));
-            s11 = _mm256_add_epi16(s11, _mm256_maddubs_epi16(w1, xv));
-            xv = bcast32(X2 + 34 * b + 4 * g);
-            s20 = _mm256_add_epi16(s20, _mm256_maddubs_epi16(w0, xv));
-            s21 = _mm256_add_epi16(s21, _mm256_maddubs_epi16(w1, xv));
-        }
+        __m256i s00, s01, s10, s11, s20, s21;
+        BLOCK_SUMS_3(pb, 34 * b)
         const __m256 d0 = _mm256_load_ps((const float *)(pb + 512));
         const __m256 d1 = _mm256_load_ps((const float *)(pb + 544));
-        Q4_0_COL(0, s00, s01, a00, a01)
-        Q4_0_COL(1, s10, s11, a10, a11)
-        Q4_0_COL(2, s20, s21, a20, a21)
+        q4_0_end(d0, d1, S0 + 8 * b, s00, s01, &a00, &a01);
+        q4_0_end(d0, d1, S1 + 8 * b, s10, s11, &a10, &a11);
+        q4_0_end(d0, d1, S2 + 8 * b, s20, s21, &a20, &a21);
     }
     store_rows(y, nr, a00, a01, bias, first);
     store_rows(y + ldy, nr, a10, a11, bias, first);
@@ -176,8 +175,6 @@ AVX2_INLINE void q4_k_end(const uint8_t *pb, const uint8_t *xb, const uint8_t *s
     *a0 = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms0), _mm256_mul_ps(m0, vdx), *a0);
     *a1 = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms1), _mm256_mul_ps(m1, vdx), *a1);
 }
-
-#define Q4_K_COL(c, i0, i1, a0, a1) q4_k_end(pb, X##c + (size_t)b * 292, S##c + 16 * b, i0, i1, &a0, &a1);
 
 AVX2_INLINE void strip_q4_k(const uint8_t *P, int64_t b0, int64_t nblk, const uint8_t *xq, size_t xrb,
                             const uint8_t *side, size_t srb, float *y, int64_t ldy, int nr, const float *bias, int first, const int NC)
@@ -226,22 +223,8 @@ static AVX2 void q4_k_3(const uint8_t *P, int64_t b0, int64_t nblk, const uint8_
         const size_t xo = (size_t)b * 292 + 4;
         __m256i i00 = _mm256_setzero_si256(), i01 = i00, i10 = i00, i11 = i00, i20 = i00, i21 = i00;
         for (int s = 0; s < 8; s++) {
-            const uint8_t *q = pb + 512 * s;
-            __m256i s00 = _mm256_setzero_si256(), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00;
-            _Pragma("GCC unroll 2") for (int g = 0; g < 8; g++)
-            {
-                const __m256i w0 = _mm256_load_si256((const __m256i *)(q + 32 * g));
-                const __m256i w1 = _mm256_load_si256((const __m256i *)(q + 256 + 32 * g));
-                __m256i xv = bcast32(X0 + xo + 32 * s + 4 * g);
-                s00 = _mm256_add_epi16(s00, _mm256_maddubs_epi16(w0, xv));
-                s01 = _mm256_add_epi16(s01, _mm256_maddubs_epi16(w1, xv));
-                xv = bcast32(X1 + xo + 32 * s + 4 * g);
-                s10 = _mm256_add_epi16(s10, _mm256_maddubs_epi16(w0, xv));
-                s11 = _mm256_add_epi16(s11, _mm256_maddubs_epi16(w1, xv));
-                xv = bcast32(X2 + xo + 32 * s + 4 * g);
-                s20 = _mm256_add_epi16(s20, _mm256_maddubs_epi16(w0, xv));
-                s21 = _mm256_add_epi16(s21, _mm256_maddubs_epi16(w1, xv));
-            }
+            __m256i s00, s01, s10, s11, s20, s21;
+            BLOCK_SUMS_3(pb + 512 * s, xo + 32 * s)
             const __m256i sc0 = _mm256_load_si256((const __m256i *)(pb + 4096 + 64 * s));
             const __m256i sc1 = _mm256_load_si256((const __m256i *)(pb + 4096 + 64 * s + 32));
             i00 = _mm256_add_epi32(i00, _mm256_madd_epi16(s00, sc0));
@@ -251,9 +234,9 @@ static AVX2 void q4_k_3(const uint8_t *P, int64_t b0, int64_t nblk, const uint8_
             i20 = _mm256_add_epi32(i20, _mm256_madd_epi16(s20, sc0));
             i21 = _mm256_add_epi32(i21, _mm256_madd_epi16(s21, sc1));
         }
-        Q4_K_COL(0, i00, i01, a00, a01)
-        Q4_K_COL(1, i10, i11, a10, a11)
-        Q4_K_COL(2, i20, i21, a20, a21)
+        q4_k_end(pb, X0 + (size_t)b * 292, S0 + 16 * b, i00, i01, &a00, &a01);
+        q4_k_end(pb, X1 + (size_t)b * 292, S1 + 16 * b, i10, i11, &a10, &a11);
+        q4_k_end(pb, X2 + (size_t)b * 292, S2 + 16 * b, i20, i21, &a20, &a21);
     }
     store_rows(y, nr, a00, a01, bias, first);
     store_rows(y + ldy, nr, a10, a11, bias, first);
