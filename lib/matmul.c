@@ -10,7 +10,7 @@
  * weights only by f32 summation error. One exception, for speed: on ISAs
  * with integer block dots (AVX2, NEON), products with quantized weights (all
  * block types) quantize the activation rows to Q8_0/Q8_K, as llama.cpp does:
- * the GEMV (decode) and the integer GEMM (prefill; Q4_0/Q4_K strips) compute
+ * the GEMV (decode) and the integer GEMM (prefill; Q4_0/Q4_K/Q6_K strips) compute
  * in integers, and the other quantized types in a prefill see their
  * activation rows rounded the same way before the f32 GEMM, so every product
  * with quantized weights uses the same 8-bit activations whatever the row
@@ -40,9 +40,9 @@
  *    6 x 16 register tiles (outer-product form: broadcast x, FMA into 12
  *    accumulators, no horizontal sums). Each weight byte is read from memory
  *    and dequantized once per call.
- *  - Integer GEMM (prefill with Q4_0/Q4_K weights on an ISA with strip
+ *  - Integer GEMM (prefill with Q4_0/Q4_K/Q6_K weights on an ISA with strip
  *    kernels; layout in kernels_i8.c): the same panel scheme, but the panel
- *    chunk is repacked as 4-bit codes interleaved for maddubs and multiplied
+ *    chunk is repacked as 4/6-bit codes interleaved for maddubs and multiplied
  *    with the Q8 activation rows in integers (1.75x the f32 GEMM per core on
  *    AVX2, where maddubs does 32 multiply-adds per instruction to FMA's 8).
  */
@@ -91,6 +91,16 @@ void llv_matmul_ref(const llv_weight *w, const float *x, int64_t n_rows, float *
 
 static int int8_gemv = 1;
 void llv_matmul_set_int8_gemv(int on) { __atomic_store_n(&int8_gemv, on ? 1 : 0, __ATOMIC_RELAXED); }
+
+/* The type w's activation rows are quantized to (Q8_0 / Q8_K) when the
+ * integer paths are on and the ISA has integer block dots for w's type,
+ * else -1 (exact f32 products). */
+static int activation_partner(const llv_kernel_ops *ops, const llv_weight *w)
+{
+    if (!__atomic_load_n(&int8_gemv, __ATOMIC_RELAXED) || !ops->q8_partner || !ops->dot_q8)
+        return -1;
+    return ops->q8_partner(w->type);
+}
 
 /* y[m][o] for one weight row o and all n_rows (<= GEMV_MAX_ROWS) rows. */
 static void gemv_row(const llv_kernel_ops *ops, const llv_weight *w, int64_t o, const float *x,
@@ -145,7 +155,7 @@ static bool q8_rows_plan(const llv_kernel_ops *ops, const llv_weight *w, int64_t
 {
     size_t xq_bytes, side_bytes;
     q->w = w;
-    q->partner = ops->q8_partner && ops->dot_q8 ? ops->q8_partner(w->type) : -1;
+    q->partner = activation_partner(ops, w);
     if (q->partner < 0 || !llv_row_bytes(q->partner, w->n_in, &q->xrb) ||
         llv_mul_overflow(q->xrb, (size_t)n_rows, &xq_bytes))
         return false;
@@ -370,7 +380,8 @@ static void gemm_panel_packed(const llv_kernel_ops *ops, const llv_weight *w, in
  * same error bound), then each thread takes panels of I8_PANEL weight rows;
  * per K chunk it repacks the panel (llv_i8_pack) and sweeps all activation
  * rows, LLV_I8_COLS at a time, against each strip of LLV_I8_ROWS rows.
- * Returns false when not applicable or out of memory (caller falls back). */
+ * partner = activation_partner(w) >= 0. Returns false when the ISA has no
+ * strip for the type or memory runs out (caller falls back). */
 static int int8_gemm = 1;
 void llv_matmul_set_int8_gemm(int on) { __atomic_store_n(&int8_gemm, on ? 1 : 0, __ATOMIC_RELAXED); }
 
@@ -383,6 +394,7 @@ typedef struct {
     size_t xrb, srb, pack_bytes;
     int64_t n_rows;
     int partner;
+    void (*pack)(int type, const void *w, size_t wrb, int nr, int64_t b0, int64_t nblk, void *dst);
 } gemm_i8_job;
 
 static void gemm_i8_quantize_row(void *ctx, int64_t m, int slot)
@@ -407,9 +419,8 @@ static void gemm_i8_panel(void *ctx, int64_t p, int slot)
     for (int64_t b0 = 0; b0 < n_blk; b0 += chunk) {
         const int64_t nblk = LLV_MIN(chunk, n_blk - b0);
         for (int s = 0; s * LLV_I8_ROWS < nb; s++)
-            (j->ops->gemm_i8_pack ? j->ops->gemm_i8_pack : llv_i8_pack)(
-                w->type, wrow(w, o0 + s * LLV_I8_ROWS), w->row_bytes, LLV_MIN(LLV_I8_ROWS, nb - s * LLV_I8_ROWS), b0,
-                nblk, pk + s * strip_bytes);
+            j->pack(w->type, wrow(w, o0 + s * LLV_I8_ROWS), w->row_bytes, LLV_MIN(LLV_I8_ROWS, nb - s * LLV_I8_ROWS),
+                    b0, nblk, pk + s * strip_bytes);
         for (int64_t m0 = 0; m0 < n_rows; m0 += LLV_I8_COLS) {
             const int nc = (int)LLV_MIN(LLV_I8_COLS, n_rows - m0);
             for (int s = 0; s * LLV_I8_ROWS < nb; s++)
@@ -421,13 +432,11 @@ static void gemm_i8_panel(void *ctx, int64_t p, int slot)
     }
 }
 
-static bool gemm_i8(const llv_kernel_ops *ops, const llv_weight *w, const float *x, int64_t n_rows, float *y,
-                    const float *bias, int n_threads)
+static bool gemm_i8(const llv_kernel_ops *ops, const llv_weight *w, int partner, const float *x, int64_t n_rows,
+                    float *y, const float *bias, int n_threads)
 {
-    if (!__atomic_load_n(&int8_gemm, __ATOMIC_RELAXED) || !__atomic_load_n(&int8_gemv, __ATOMIC_RELAXED) ||
-        !ops->gemm_i8 || !ops->gemm_i8_has || !ops->q8_partner || !ops->gemm_i8_has(w->type))
+    if (!ops->gemm_i8 || !ops->gemm_i8_has || !ops->gemm_i8_has(w->type))
         return false;
-    const int partner = ops->q8_partner(w->type);
     const int64_t blk = llv_i8_block(w->type);
     size_t xrb, xq_bytes, side_bytes, total;
     const size_t srb = (size_t)(w->n_in / blk) * llv_i8_side_block_bytes(w->type);
@@ -435,7 +444,7 @@ static bool gemm_i8(const llv_kernel_ops *ops, const llv_weight *w, const float 
     const int64_t n_panels = (w->n_out + I8_PANEL - 1) / I8_PANEL;
     if (n_threads > n_panels)
         n_threads = (int)n_panels;
-    if (partner < 0 || w->n_in % blk || !llv_row_bytes(partner, w->n_in, &xrb) ||
+    if (w->n_in % blk || !llv_row_bytes(partner, w->n_in, &xrb) ||
         llv_mul_overflow(xrb, (size_t)n_rows, &xq_bytes) || llv_mul_overflow(srb, (size_t)n_rows, &side_bytes) ||
         llv_mul_overflow(pack_bytes, (size_t)n_threads, &total) || llv_add_overflow(total, xq_bytes, &total) ||
         llv_add_overflow(total, side_bytes, &total))
@@ -445,7 +454,8 @@ static bool gemm_i8(const llv_kernel_ops *ops, const llv_weight *w, const float 
         return false;
     /* packs first: pack_bytes is a multiple of 64, so every slot's strips stay aligned */
     gemm_i8_job job = { ops, w, x, bias, y, buf + pack_bytes * (size_t)n_threads + side_bytes,
-                        buf + pack_bytes * (size_t)n_threads, buf, xrb, srb, pack_bytes, n_rows, partner };
+                        buf + pack_bytes * (size_t)n_threads, buf, xrb, srb, pack_bytes, n_rows, partner,
+                        ops->gemm_i8_pack ? ops->gemm_i8_pack : llv_i8_pack };
     llv_parallel_for(n_rows, n_threads, gemm_i8_quantize_row, &job);
     llv_parallel_for(n_panels, n_threads, gemm_i8_panel, &job);
     llv_free_aligned(buf);
@@ -453,12 +463,13 @@ static bool gemm_i8(const llv_kernel_ops *ops, const llv_weight *w, const float 
 }
 
 /* With the integer GEMM on, quantized weights that have no strip kernel
- * (Q8_0, Q6_K, ...) get their activation rows rounded through the partner
+ * (Q8_0, Q5_K, ...) get their activation rows rounded through the partner
  * type (quantize, dequantize) before the f32 GEMM, so that every product
  * with quantized weights sees the same 8-bit activations, at any row count
  * and for every type of a mixed model (the "8-bit everywhere" variant of
- * tests/test_reference_quant_c.py). Returns the rounded copy, or NULL when
- * not applicable or out of memory (the product is then exact). */
+ * tests/test_reference_quant_c.py); partner = activation_partner(w) >= 0.
+ * Returns the rounded copy, or NULL when the sizes overflow or memory runs
+ * out (the product is then exact). */
 typedef struct {
     const llv_kernel_ops *ops;
     const float *x;
@@ -477,15 +488,11 @@ static void round_row(void *ctx, int64_t m, int slot)
     j->ops->to_f32(j->partner, q, j->xr + m * j->n_in, j->n_in);
 }
 
-static float *round_activations(const llv_kernel_ops *ops, const llv_weight *w, const float *x, int64_t n_rows,
-                                int n_threads)
+static float *round_activations(const llv_kernel_ops *ops, const llv_weight *w, int partner, const float *x,
+                                int64_t n_rows, int n_threads)
 {
-    if (!__atomic_load_n(&int8_gemm, __ATOMIC_RELAXED) || !__atomic_load_n(&int8_gemv, __ATOMIC_RELAXED) ||
-        !ops->q8_partner || !ops->dot_q8)
-        return NULL;
-    const int partner = ops->q8_partner(w->type);
     size_t xrb, scratch, total;
-    if (partner < 0 || !llv_row_bytes(partner, w->n_in, &xrb) ||
+    if (!llv_row_bytes(partner, w->n_in, &xrb) ||
         llv_mul_overflow(xrb, (size_t)n_threads, &scratch) ||
         llv_mul3_overflow((size_t)n_rows, (size_t)w->n_in, sizeof(float), &total) ||
         llv_add_overflow(total, scratch, &total))
@@ -554,12 +561,13 @@ void llv_matmul(const llv_weight *w, const float *x, int64_t n_rows, float *y, c
      * take it in chunks (the weights streamed twice beat packing them for a
      * GEMM: Q4_0 2048x5632, 5 rows, 2 threads: 0.94 ms vs 1.33 for the
      * integer GEMM and 2.19 for the f32 one; even at 8 rows). */
-    const bool q8_gemv = __atomic_load_n(&int8_gemv, __ATOMIC_RELAXED) && ops->q8_partner && ops->dot_q8 &&
-                         ops->q8_partner(w->type) >= 0;
-    if (n_rows > GEMV_MAX_ROWS && !(q8_gemv && n_rows <= SMALL_GEMM_ROWS)) {
-        if (gemm_i8(ops, w, x, n_rows, y, bias, n_threads))
+    const int partner = activation_partner(ops, w);
+    if (n_rows > GEMV_MAX_ROWS && !(partner >= 0 && n_rows <= SMALL_GEMM_ROWS)) {
+        /* with the integer GEMM on, 8-bit activations at every row count */
+        const bool q8_gemm = partner >= 0 && __atomic_load_n(&int8_gemm, __ATOMIC_RELAXED);
+        if (q8_gemm && gemm_i8(ops, w, partner, x, n_rows, y, bias, n_threads))
             return;
-        float *xr = round_activations(ops, w, x, n_rows, n_threads);
+        float *xr = q8_gemm ? round_activations(ops, w, partner, x, n_rows, n_threads) : NULL;
         bool done = gemm(ops, w, xr ? xr : x, n_rows, y, bias, n_threads);
         llv_free_aligned(xr);
         if (done)
