@@ -383,24 +383,13 @@ static AVX2 void dq_row_q3_k(const uint8_t *b, float *y, int64_t nb)
     }
 }
 
-AVX2_INLINE void k4_scale_min(const uint8_t *S, int j, int *sc, int *m)
-{
-    if (j < 4) {
-        *sc = S[j] & 63;
-        *m = S[j + 4] & 63;
-    } else {
-        *sc = (S[j + 4] & 15) | ((S[j - 4] >> 6) << 4);
-        *m = (S[j + 4] >> 4) | ((S[j] >> 6) << 4);
-    }
-}
-
 /* Q4_K (qh NULL) and Q5_K. */
 AVX2_INLINE void dq_k45(const uint8_t *b, const uint8_t *qh, const uint8_t *qs, float *y)
 {
     float d = h2f(b), dmin = h2f(b + 2);
     for (int s = 0; s < 8; s++) {
         int sc, m;
-        k4_scale_min(b + 4, s, &sc, &m);
+        llv_k4_scale_min(b + 4, s, &sc, &m);
         __m256 ds = _mm256_set1_ps(d * (float)sc), ms = _mm256_set1_ps(dmin * (float)m);
         int c = s / 2, hi = s & 1;
         for (int l = 0; l < 32; l += 8) {

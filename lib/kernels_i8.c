@@ -130,35 +130,22 @@ static void pack_block_q4_0(const uint8_t *src, int row, uint8_t *pb)
     memcpy(pb + 512 + 4 * row, &d, 4);
 }
 
-/* Scales (out[0..7]) and mins (out[8..15]) of a Q4_K block from its 12 packed bytes. */
-static void q4_k_scales(const uint8_t *S, uint8_t out[16])
-{
-    for (int j = 0; j < 4; j++) {
-        out[j] = S[j] & 63;
-        out[8 + j] = S[j + 4] & 63;
-    }
-    for (int j = 4; j < 8; j++) {
-        out[j] = (uint8_t)((S[j + 4] & 0x0f) | ((S[j - 4] >> 6) << 4));
-        out[8 + j] = (uint8_t)((S[j + 4] >> 4) | ((S[j] >> 6) << 4));
-    }
-}
-
 void llv_i8_pack_q4_k_meta(const uint8_t *src, int row, uint8_t *pb)
 {
     const int h = row / 8, r = row % 8;
-    uint8_t sm[16];
-    q4_k_scales(src + 4, sm);
+    int16_t mins[8];
     for (int s = 0; s < 8; s++) {
-        int16_t v = sm[s];
+        int sc, m;
+        llv_k4_scale_min(src + 4, s, &sc, &m);
+        int16_t v = (int16_t)sc;
         uint8_t *p = pb + 4096 + (size_t)(2 * s + h) * 32 + 4 * r;
         memcpy(p, &v, 2);
         memcpy(p + 2, &v, 2);
+        mins[s] = (int16_t)m;
     }
-    for (int j = 0; j < 4; j++) {
-        int16_t m0 = sm[8 + 2 * j], m1 = sm[8 + 2 * j + 1];
+    for (int j = 0; j < 4; j++) { /* mins of sub-blocks 2j, 2j+1 side by side */
         uint8_t *p = pb + 4608 + (size_t)(2 * j + h) * 32 + 4 * r;
-        memcpy(p, &m0, 2);
-        memcpy(p + 2, &m1, 2);
+        memcpy(p, &mins[2 * j], 4);
     }
     uint16_t hd, hm;
     memcpy(&hd, src, 2);

@@ -259,25 +259,13 @@ static void dq_q3_k(const uint8_t *b, float *y)
     }
 }
 
-/* Q4_K/Q5_K 6-bit scale and min of sub-block j (get_scale_min_k4). */
-static inline void k4_scale_min(const uint8_t *S, int j, int *sc, int *m)
-{
-    if (j < 4) {
-        *sc = S[j] & 63;
-        *m = S[j + 4] & 63;
-    } else {
-        *sc = (S[j + 4] & 15) | ((S[j - 4] >> 6) << 4);
-        *m = (S[j + 4] >> 4) | ((S[j] >> 6) << 4);
-    }
-}
-
 static void dq_q4_k(const uint8_t *b, float *y)
 {
     float d = rd_f16(b), dmin = rd_f16(b + 2);
     const uint8_t *S = b + 4, *qs = b + 16;
     for (int s = 0; s < 8; s++) {
         int sc, m;
-        k4_scale_min(S, s, &sc, &m);
+        llv_k4_scale_min(S, s, &sc, &m);
         float ds = d * (float)sc, ms = dmin * (float)m;
         int c = s / 2, hi = s & 1;
         for (int l = 0; l < 32; l++) {
@@ -294,7 +282,7 @@ static void dq_q5_k(const uint8_t *b, float *y)
     const uint8_t *S = b + 4, *qh = b + 16, *qs = b + 48;
     for (int s = 0; s < 8; s++) {
         int sc, m;
-        k4_scale_min(S, s, &sc, &m);
+        llv_k4_scale_min(S, s, &sc, &m);
         float ds = d * (float)sc, ms = dmin * (float)m;
         int c = s / 2, hi = s & 1;
         for (int l = 0; l < 32; l++) {

@@ -38,6 +38,20 @@ LLV_INTERNAL bool llv_row_bytes(int type, int64_t n, size_t *out);
  * LLV_TYPE_Q8_K for Q2_K..Q6_K, -1 for everything else. */
 LLV_INTERNAL int llv_vec_dot_type(int type);
 
+/* The 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K block from
+ * its 12 packed scale bytes S (spec §2, llama.cpp's get_scale_min_k4).
+ * Inline: the dequantizers and kernels call it in their block loops. */
+static inline void llv_k4_scale_min(const uint8_t *S, int j, int *sc, int *m)
+{
+    if (j < 4) {
+        *sc = S[j] & 63;
+        *m = S[j + 4] & 63;
+    } else {
+        *sc = (S[j + 4] & 15) | ((S[j - 4] >> 6) << 4);
+        *m = (S[j + 4] >> 4) | ((S[j] >> 6) << 4);
+    }
+}
+
 /* FP16/BF16 conversions (round to nearest even). */
 LLV_INTERNAL float    llv_fp16_to_fp32(uint16_t h);
 LLV_INTERNAL uint16_t llv_fp32_to_fp16(float f);
