@@ -170,13 +170,9 @@ static int check_finite(const llava_embed *e, llv_err *err)
  * (without feat when the features are the tower's last hidden state: they
  * are then read in place from its workspace, the projector's scratch after
  * them), which is most of its peak RSS next to the mapped weights; the resize's own
- * scratch (preprocess.c) comes and goes before the block exists. The block
- * is taken with llv_malloc and aligned by hand: glibc's posix_memalign
- * leaves small free chunks before and after the block that stay in its
- * thread cache, so the hole the block leaves can never hold the next
- * aligned request of the same size, and every encode grew the heap by
- * another block for a while (glibc serves these sizes from its heap once it
- * has raised its mmap threshold after the first free of a large block). */
+ * scratch (preprocess.c) comes and goes before the block exists. (Why
+ * llv_malloc_aligned avoids posix_memalign, which grew the heap by a block
+ * per encode: lib/error.c.) */
 static int encode_single(const llava_vision *v, const llava_projector *p, const llava_image *image, int n_threads,
                          const llv_callbacks *cb, llava_embed **out, llv_err *err)
 {
@@ -200,8 +196,7 @@ static int encode_single(const llava_vision *v, const llava_projector *p, const 
         return llv_fail(err, LLAVA_E_NOMEM, "vision: buffers are too large");
     feat_bytes = feat_bytes / 64 * 64; /* the workspace stays 64-byte aligned */
     if (llv_add_overflow(proj_off, proj_bytes, &proj_bytes) ||
-        llv_add_overflow(feat_bytes, LLV_MAX(ws_bytes, proj_bytes), &bytes) ||
-        llv_add_overflow(bytes, 64, &bytes))
+        llv_add_overflow(feat_bytes, LLV_MAX(ws_bytes, proj_bytes), &bytes))
         return llv_fail(err, LLAVA_E_NOMEM, "vision: buffers are too large");
 
     llava_embed *e = NULL;
@@ -209,11 +204,11 @@ static int encode_single(const llava_vision *v, const llava_projector *p, const 
     uint8_t *square = NULL;
     if ((rc = preprocess_square(v, image, &square, err)) != LLAVA_OK)
         goto done;
-    if (!(mem = llv_malloc(bytes))) {
+    if (!(mem = llv_malloc_aligned(bytes))) {
         rc = llv_fail(err, LLAVA_E_NOMEM, "vision: out of memory for %zu bytes of encoder buffers", bytes);
         goto done;
     }
-    unsigned char *ws = mem + (64 - (uintptr_t)mem % 64) + feat_bytes; /* 64-byte aligned (64 spare bytes) */
+    unsigned char *ws = mem + feat_bytes; /* 64-byte aligned */
     float *feat = (float *)(in_place ? ws + feat_off : ws - feat_bytes);
     float *planar = llv_vision_workspace_planar(v, 1, n_threads, ws);
     if (!planar) { /* cannot happen: the workspace size was computed */
@@ -238,7 +233,7 @@ static int encode_single(const llava_vision *v, const llava_projector *p, const 
     e = NULL;
 done:
     llv_free(square);
-    llv_free(mem);
+    llv_free_aligned(mem);
     llava_free_embed(e);
     return rc;
 }
