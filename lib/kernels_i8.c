@@ -215,11 +215,9 @@ static void pack_block_q6_k(const uint8_t *src, int row, uint8_t *pb)
 
 void llv_i8_pack(int type, const void *w, size_t wrb, int nr, int64_t b0, int64_t nblk, void *dst)
 {
-    switch (type) {
-    case LLV_TYPE_Q4_K: pack_rows(w, wrb, nr, b0, nblk, dst, 144, LLV_I8_Q4_K_BYTES, pack_block_q4_k); break;
-    case LLV_TYPE_Q6_K: pack_rows(w, wrb, nr, b0, nblk, dst, 210, LLV_I8_Q6_K_BYTES, pack_block_q6_k); break;
-    default: pack_rows(w, wrb, nr, b0, nblk, dst, 18, LLV_I8_Q4_0_BYTES, pack_block_q4_0); break;
-    }
+    void (*block)(const uint8_t *, int, uint8_t *) =
+        type == LLV_TYPE_Q4_K ? pack_block_q4_k : type == LLV_TYPE_Q6_K ? pack_block_q6_k : pack_block_q4_0;
+    pack_rows(w, wrb, nr, b0, nblk, dst, llv_type_get(type)->size, llv_i8_packed_block_bytes(type), block);
 }
 
 void llv_i8_side(int type, const void *xq, int64_t n, void *side)
