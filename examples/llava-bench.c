@@ -118,7 +118,6 @@ static int cmd_kernels(int argc, char **argv)
 
     printf("%-5s %-12s | %9s %7s %7s %6s | %9s %7s %6s\n", "type", "n_out x n_in", "GEMV ms", "GB/s", "%triad",
            "GF/s", "GEMM ms", "GF/s", "%peak");
-    const char *wt_names[] = { "F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K" };
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
         for (int s = 0; s < n_shapes; s++) {
             size_t bytes = 0;
@@ -133,7 +132,7 @@ static int cmd_kernels(int argc, char **argv)
             double tm = time_matmul(&w, x, gemm_rows, y, nt, quick ? 1 : 2, 0.0);
             double gbs = (double)bytes / tv * 1e-9, gfv = flop1 / tv * 1e-9;
             double gfm = flop1 * (double)gemm_rows / tm * 1e-9;
-            const int int8 = bench_int8_prefill(wt_names[t]);
+            const int int8 = bench_int8_prefill(llv_type_name(types[t]));
             printf("%-5s %5lldx%-6lld | %9.3f %7.1f %6.0f%% %6.1f | %9.1f %7.1f %5.0f%%%s\n", llv_type_name(types[t]),
                    (long long)w.n_out, (long long)w.n_in, tv * 1e3, gbs, 100.0 * gbs / triad_gbs, gfv, tm * 1e3, gfm,
                    100.0 * gfm / (int8 ? peak8 : peak), int8 ? " of int8" : "");
