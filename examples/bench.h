@@ -28,6 +28,9 @@ double bench_probe_fma(int nt);
 /* Peak 8-bit multiply-add throughput in GOP/s (2 ops per product): chains
  * of vpmaddubsw + 16-bit add, the integer GEMM's inner step. */
 double bench_probe_int8(int nt);
+/* Peak 16-bit multiply-add throughput in GOP/s: chains of vpmaddwd + 32-bit
+ * add, the Q8_0 integer GEMM's inner step. */
+double bench_probe_int16(int nt);
 /* STREAM-like copy and triad bandwidth with nt threads, GB/s (best of 5). */
 void bench_probe_bandwidth(int nt, double *copy_gbs, double *triad_gbs);
 
@@ -122,16 +125,19 @@ typedef struct bench_result {
 typedef struct bench_machine {
     const char *isa;
     int threads;
-    double fma_gflops, int8_gops, copy_gbs, triad_gbs;
+    double fma_gflops, int8_gops, int16_gops, copy_gbs, triad_gbs;
 } bench_machine;
 
 /* Fill the derived fields (t_min, t_median, values, fractions, RSS ratio)
  * from the raw fields. */
 void bench_result_finish(bench_result *r, const bench_machine *mach);
 double bench_median(const double *v, int n);
-/* 1 if prefill with this weight type (bench_model.weight_type) runs in the
- * integer GEMM, so its limit is the int8 probe rather than the FMA probe. */
-int bench_int8_prefill(const char *weight_type);
+/* The probe that bounds prefill with this weight type (bench_model
+ * weight_type): weights that run in libllava's integer GEMM on AVX2 are
+ * bounded by the int8 (Q4_0, Q4_K, Q6_K) or int16 (Q8_0) probe, the rest
+ * by the FMA probe. */
+enum { BENCH_LIMIT_FMA, BENCH_LIMIT_INT8, BENCH_LIMIT_INT16 };
+int bench_prefill_limit(const char *weight_type);
 void bench_print_table(FILE *f, const bench_result *r, int n, const bench_machine *mach, const bench_config *cfg);
 int bench_write_json(const char *path, const bench_result *r, int n, const bench_machine *mach,
                      const bench_config *cfg);

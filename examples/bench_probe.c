@@ -1,7 +1,8 @@
 /*
  * bench_probe.c - the machine limits llava-bench compares against: peak FMA
- * throughput (compute-bound stages), peak 8-bit multiply-add throughput
- * (prefill with 4/6-bit weights, which runs integer GEMMs) and STREAM-like
+ * throughput (compute-bound stages), peak 8-bit and 16-bit multiply-add
+ * throughput (prefill with 4/6-bit and 8-bit weights, which runs integer
+ * GEMMs) and STREAM-like
  * memory bandwidth (decode), plus the clocks.
  */
 #include <stdlib.h>
@@ -80,6 +81,28 @@ __attribute__((target("avx2"))) static double int8_loop(long iters)
     (void)sink;
     return (double)iters * 6 * 32 * 2;
 }
+/* The Q8_0 integer GEMM's inner step (vpmaddwd: 16 s16 x s16 products
+ * summed in pairs, then a 32-bit add), 6 accumulators, operands opaque as
+ * in int8_loop. */
+__attribute__((target("avx2"))) static double int16_loop(long iters)
+{
+    __m256i x0 = _mm256_set1_epi16(1), x1 = _mm256_set1_epi16(2), w0 = _mm256_set1_epi16(3), w1 = _mm256_set1_epi16(5);
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
+    for (long it = 0; it < iters; it++) {
+        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(w0, x0));
+        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(w1, x0));
+        a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(w0, x1));
+        a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(w1, x1));
+        a4 = _mm256_add_epi32(a4, _mm256_madd_epi16(w0, w1));
+        a5 = _mm256_add_epi32(a5, _mm256_madd_epi16(x1, x0));
+        __asm__("" : "+x"(x0), "+x"(x1), "+x"(w0), "+x"(w1));
+    }
+    __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(a0, a1), _mm256_add_epi32(a2, a3)),
+                                 _mm256_add_epi32(a4, a5));
+    volatile int sink = _mm256_extract_epi32(s, 0);
+    (void)sink;
+    return (double)iters * 6 * 16 * 2;
+}
 int bench_have_avx2_fma(void)
 {
     __builtin_cpu_init();
@@ -107,6 +130,16 @@ static double int8_loop(long iters)
     (void)sink;
     return (double)iters * 8 * 2;
 }
+static double int16_loop(long iters)
+{
+    int a[8] = {0};
+    for (long it = 0; it < iters; it++)
+        for (int i = 0; i < 8; i++)
+            a[i] += 3 * (i - 4);
+    volatile int sink = a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7]; /* every lane live */
+    (void)sink;
+    return (double)iters * 8 * 2;
+}
 #endif
 
 /* Best of 3 of nt threads each running loop(iters): operations per second
@@ -130,6 +163,8 @@ static double probe_rate(int nt, double (*loop)(long), long iters)
 double bench_probe_fma(int nt) { return probe_rate(nt, fma_loop, 20000000L); }
 
 double bench_probe_int8(int nt) { return probe_rate(nt, int8_loop, 20000000L); }
+
+double bench_probe_int16(int nt) { return probe_rate(nt, int16_loop, 20000000L); }
 
 /* STREAM-like copy (a = b) and triad (a = b + s*c) over 3 x 64 MiB arrays;
  * bytes counted as STREAM does (read + write, no write-allocate). */

@@ -83,9 +83,13 @@ void bench_result_finish(bench_result *r, const bench_machine *mach)
         r->achieved_unit = "GFLOP/s";
         r->limit_name = "fma_peak";
         r->limit = mach->fma_gflops;
-        if (r->stage == BENCH_PREFILL && r->lm && bench_int8_prefill(r->lm->weight_type) && mach->int8_gops > 0) {
+        const int lim = r->stage == BENCH_PREFILL && r->lm ? bench_prefill_limit(r->lm->weight_type) : BENCH_LIMIT_FMA;
+        if (lim == BENCH_LIMIT_INT8 && mach->int8_gops > 0) {
             r->limit_name = "int8_peak";
             r->limit = mach->int8_gops;
+        } else if (lim == BENCH_LIMIT_INT16 && mach->int16_gops > 0) {
+            r->limit_name = "int16_peak";
+            r->limit = mach->int16_gops;
         }
     }
     r->fraction = r->limit > 0 ? r->achieved / r->limit : NAN;
@@ -94,17 +98,24 @@ void bench_result_finish(bench_result *r, const bench_machine *mach)
 }
 
 /* Weight types whose prefill matrices run in libllava's integer GEMM on
- * AVX2 (Q4_0, Q4_K, Q6_K strips): their prefill is bounded by the 8-bit
- * multiply-add peak, not by the f32 FMA peak. */
-int bench_int8_prefill(const char *weight_type)
+ * AVX2: 4/6-bit strips (maddubs) and the Q8_0 strip (madd on int16 codes). */
+int bench_prefill_limit(const char *weight_type)
 {
-    static const char *const types[] = { "Q4_0", "Q4_K_M", "Q4_K_S", "Q4_K", "Q6_K" };
+    static const char *const int8[] = { "Q4_0", "Q4_K_M", "Q4_K_S", "Q4_K", "Q6_K" };
     if (!bench_have_avx2_fma())
-        return 0;
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        if (!strcmp(weight_type, types[i]))
-            return 1;
-    return 0;
+        return BENCH_LIMIT_FMA;
+    for (size_t i = 0; i < sizeof int8 / sizeof int8[0]; i++)
+        if (!strcmp(weight_type, int8[i]))
+            return BENCH_LIMIT_INT8;
+    return strcmp(weight_type, "Q8_0") ? BENCH_LIMIT_FMA : BENCH_LIMIT_INT16;
+}
+
+/* "of FMA" etc. for the table's fraction column */
+static const char *limit_label(const bench_result *r)
+{
+    if (r->stage == BENCH_DECODE)
+        return "of BW";
+    return !strcmp(r->limit_name, "int8_peak") ? "of int8" : !strcmp(r->limit_name, "int16_peak") ? "of int16" : "of FMA";
 }
 
 static const char *model_label(const bench_result *r, char *buf, size_t size)
@@ -154,20 +165,22 @@ void bench_print_table(FILE *f, const bench_result *r, int n, const bench_machin
                 stage_label(&r[i], st, sizeof st), model_label(&r[i], ml, sizeof ml),
                 weights_label(&r[i], wl, sizeof wl), res, r[i].unit, r[i].achieved, r[i].achieved_unit,
                 100.0 * r[i].fraction,
-                r[i].stage == BENCH_DECODE ? "of BW" : !strcmp(r[i].limit_name, "int8_peak") ? "of int8" : "of FMA",
+                limit_label(&r[i]),
                 (double)r[i].peak_rss_bytes / (1024.0 * 1024 * 1024), r[i].rss_ratio,
                 r[i].anchor[0] ? r[i].anchor : "-");
     }
     fprintf(f, "\nlibllava %s, %d thread(s), %d run(s) per row after %s; isa %s. Limits probed on this machine "
                "with %d thread(s), best of before and after the runs: FMA peak %.1f GFLOP/s, int8 peak %.1f GOP/s "
-               "(vpmaddubsw + 16-bit add; the limit of prefill with Q4_0/Q4_K/Q6_K weights), memory bandwidth "
+               "(vpmaddubsw + 16-bit add; the limit of prefill with Q4_0/Q4_K/Q6_K weights), int16 peak %.1f GOP/s "
+               "(vpmaddwd + 32-bit add; the limit of prefill with Q8_0 weights), memory bandwidth "
                "(triad) %.1f GB/s (copy %.1f GB/s).\n"
                "best = from the fastest run, median over runs; achieved and fraction from the fastest run "
                "(FLOPs counted from the model shapes for encode/prefill/ttft, weight bytes read per token "
                "for decode). llama.cpp anchors: fixed figures quoted from issue 8 (build 9749, 2-core Zen 5 "
                "with AVX-512, 2 threads), not measured here.\n",
             llava_version_string(), cfg->threads, cfg->repeats, cfg->warmup ? "a warm-up" : "no warm-up",
-            mach->isa, mach->threads, mach->fma_gflops, mach->int8_gops, mach->triad_gbs, mach->copy_gbs);
+            mach->isa, mach->threads, mach->fma_gflops, mach->int8_gops, mach->int16_gops, mach->triad_gbs,
+            mach->copy_gbs);
     for (int i = 0; i < n; i++)
         if (r[i].stage == BENCH_TTFT)
             fprintf(f, "ttft %s (medians): image encode %.2f s + prefill of %lld positions %.2f s + first sample "
@@ -240,6 +253,8 @@ int bench_write_json(const char *path, const bench_result *r, int n, const bench
     json_num(f, mach->fma_gflops);
     fputs(", \"int8_peak_gops\": ", f);
     json_num(f, mach->int8_gops);
+    fputs(", \"int16_peak_gops\": ", f);
+    json_num(f, mach->int16_gops);
     fputs(", \"mem_copy_gbs\": ", f);
     json_num(f, mach->copy_gbs);
     fputs(", \"mem_triad_gbs\": ", f);

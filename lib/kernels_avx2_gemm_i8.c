@@ -309,6 +309,92 @@ AVX2_INLINE void strip_q6_k(const uint8_t *P, int64_t b0, int64_t nblk, const ui
         store_rows(y + (size_t)c * ldy, nr, a0[c], a1[c], bias, first);
 }
 
+/* Q8_0: codes widened to int16 (layout: kernels_i8.c), per k-pair one madd
+ * per half and column into int32 sums, scaled once per 32-value block. The
+ * activation pairs come from the side record (f32 dx, then 32 int16). */
+AVX2_INLINE void q8_0_end(__m256 d0, __m256 d1, const uint8_t *sb, __m256i i0, __m256i i1, __m256 *a0, __m256 *a1)
+{
+    float dx;
+    memcpy(&dx, sb, 4);
+    const __m256 vdx = _mm256_set1_ps(dx);
+    *a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_mul_ps(d0, vdx), *a0);
+    *a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_mul_ps(d1, vdx), *a1);
+}
+
+AVX2_INLINE void strip_q8_0(const uint8_t *P, int64_t b0, int64_t nblk, const uint8_t *xq, size_t xrb,
+                            const uint8_t *side, size_t srb, float *y, int64_t ldy, int nr, const float *bias,
+                            int first, const int NC)
+{
+    (void)xq;
+    (void)xrb;
+    __m256 a0[LLV_I8_COLS], a1[LLV_I8_COLS];
+    const uint8_t *S[LLV_I8_COLS];
+    for (int c = 0; c < NC; c++) {
+        a0[c] = a1[c] = _mm256_setzero_ps();
+        S[c] = side + (size_t)c * srb + (size_t)b0 * 68;
+    }
+    for (int64_t b = 0; b < nblk; b++) {
+        const uint8_t *pb = P + (size_t)b * LLV_I8_Q8_0_BYTES;
+        __m256i i0[LLV_I8_COLS], i1[LLV_I8_COLS];
+        for (int c = 0; c < NC; c++)
+            i0[c] = i1[c] = _mm256_setzero_si256();
+        _Pragma("GCC unroll 4") for (int p = 0; p < 16; p++)
+        {
+            const __m256i w0 = _mm256_load_si256((const __m256i *)(pb + 32 * p));
+            const __m256i w1 = _mm256_load_si256((const __m256i *)(pb + 512 + 32 * p));
+            _Pragma("GCC unroll 3") for (int c = 0; c < NC; c++)
+            {
+                const __m256i xv = bcast32(S[c] + 68 * b + 4 + 4 * p);
+                i0[c] = _mm256_add_epi32(i0[c], _mm256_madd_epi16(w0, xv));
+                i1[c] = _mm256_add_epi32(i1[c], _mm256_madd_epi16(w1, xv));
+            }
+        }
+        const __m256 d0 = _mm256_load_ps((const float *)(pb + 1024));
+        const __m256 d1 = _mm256_load_ps((const float *)(pb + 1056));
+        _Pragma("GCC unroll 3") for (int c = 0; c < NC; c++)
+            q8_0_end(d0, d1, S[c] + 68 * b, i0[c], i1[c], &a0[c], &a1[c]);
+    }
+    for (int c = 0; c < NC; c++)
+        store_rows(y + (size_t)c * ldy, nr, a0[c], a1[c], bias, first);
+}
+
+/* strip_q8_0 for exactly 3 columns with named accumulators (as q4_0_3). */
+static AVX2 void q8_0_3(const uint8_t *P, int64_t b0, int64_t nblk, const uint8_t *xq, size_t xrb,
+                        const uint8_t *side, size_t srb, float *y, int64_t ldy, int nr, const float *bias, int first)
+{
+    (void)xq;
+    (void)xrb;
+    const uint8_t *S0 = side + (size_t)b0 * 68, *S1 = S0 + srb, *S2 = S1 + srb;
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00;
+    for (int64_t b = 0; b < nblk; b++) {
+        const uint8_t *pb = P + (size_t)b * LLV_I8_Q8_0_BYTES;
+        const size_t xo = (size_t)b * 68 + 4;
+        __m256i i00 = _mm256_setzero_si256(), i01 = i00, i10 = i00, i11 = i00, i20 = i00, i21 = i00;
+        _Pragma("GCC unroll 4") for (int p = 0; p < 16; p++)
+        {
+            const __m256i w0 = _mm256_load_si256((const __m256i *)(pb + 32 * p));
+            const __m256i w1 = _mm256_load_si256((const __m256i *)(pb + 512 + 32 * p));
+            __m256i xv = bcast32(S0 + xo + 4 * p);
+            i00 = _mm256_add_epi32(i00, _mm256_madd_epi16(w0, xv));
+            i01 = _mm256_add_epi32(i01, _mm256_madd_epi16(w1, xv));
+            xv = bcast32(S1 + xo + 4 * p);
+            i10 = _mm256_add_epi32(i10, _mm256_madd_epi16(w0, xv));
+            i11 = _mm256_add_epi32(i11, _mm256_madd_epi16(w1, xv));
+            xv = bcast32(S2 + xo + 4 * p);
+            i20 = _mm256_add_epi32(i20, _mm256_madd_epi16(w0, xv));
+            i21 = _mm256_add_epi32(i21, _mm256_madd_epi16(w1, xv));
+        }
+        const __m256 d0 = _mm256_load_ps((const float *)(pb + 1024));
+        const __m256 d1 = _mm256_load_ps((const float *)(pb + 1056));
+        q8_0_end(d0, d1, S0 + 68 * b, i00, i01, &a00, &a01);
+        q8_0_end(d0, d1, S1 + 68 * b, i10, i11, &a10, &a11);
+        q8_0_end(d0, d1, S2 + 68 * b, i20, i21, &a20, &a21);
+    }
+    store_rows(y, nr, a00, a01, bias, first);
+    store_rows(y + ldy, nr, a10, a11, bias, first);
+    store_rows(y + 2 * ldy, nr, a20, a21, bias, first);
+}
+
 /* Entry points with the column count fixed (the loops over columns unroll). */
 #define STRIP_FN(T, NC)                                                                                    \
     static AVX2 void T##_##NC(const uint8_t *P, int64_t b0, int64_t nblk, const uint8_t *xq, size_t xrb,   \
@@ -319,6 +405,7 @@ AVX2_INLINE void strip_q6_k(const uint8_t *P, int64_t b0, int64_t nblk, const ui
 STRIP_FN(q4_0, 1) STRIP_FN(q4_0, 2) /* q4_0_3 is written out above */
 STRIP_FN(q4_k, 1) STRIP_FN(q4_k, 2) /* q4_k_3 is written out above */
 STRIP_FN(q6_k, 1) STRIP_FN(q6_k, 2) STRIP_FN(q6_k, 3)
+STRIP_FN(q8_0, 1) STRIP_FN(q8_0, 2) /* q8_0_3 is written out above */
 
 /* ---- packing ------------------------------------------------------------ */
 
@@ -407,11 +494,44 @@ static AVX2 void pack_q4_k_avx2(const uint8_t *w, size_t wrb, int nr, int64_t b0
     }
 }
 
+/* Q8_0: per half, row r's 32 codes widened to 16 int16 dwords-pairs
+ * (k-pairs 0-7, 8-15), transposed so that k-pair p holds rows 0..7. */
+static AVX2 void pack_q8_0_avx2(const uint8_t *w, size_t wrb, int nr, int64_t b0, int64_t nblk, uint8_t *dst)
+{
+    for (int64_t b = 0; b < nblk; b++) {
+        uint8_t *pb = dst + (size_t)b * LLV_I8_Q8_0_BYTES;
+        for (int h = 0; h < 2; h++) {
+            __m256i lo[8], hi[8];
+            for (int r = 0; r < 8; r++) {
+                const int row = 8 * h + r;
+                if (row >= nr) {
+                    lo[r] = hi[r] = _mm256_setzero_si256();
+                    continue;
+                }
+                const uint8_t *q = w + (size_t)row * wrb + (size_t)(b0 + b) * 34 + 2;
+                lo[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)q));
+                hi[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(q + 16)));
+            }
+            transpose8x8_epi32(lo);
+            transpose8x8_epi32(hi);
+            for (int p = 0; p < 8; p++) {
+                _mm256_store_si256((__m256i *)(pb + 512 * h + 32 * p), lo[p]);
+                _mm256_store_si256((__m256i *)(pb + 512 * h + 32 * (p + 8)), hi[p]);
+            }
+        }
+        float d[16];
+        for (int row = 0; row < 16; row++)
+            d[row] = row < nr ? h2f(w + (size_t)row * wrb + (size_t)(b0 + b) * 34) : 0.0f;
+        memcpy(pb + 1024, d, sizeof d);
+    }
+}
+
 void llv_avx2_gemm_i8_pack(int type, const void *w, size_t wrb, int nr, int64_t b0, int64_t nblk, void *dst)
 {
     switch (type) {
     case LLV_TYPE_Q4_0: pack_q4_0_avx2(w, wrb, nr, b0, nblk, dst); break;
     case LLV_TYPE_Q4_K: pack_q4_k_avx2(w, wrb, nr, b0, nblk, dst); break;
+    case LLV_TYPE_Q8_0: pack_q8_0_avx2(w, wrb, nr, b0, nblk, dst); break;
     default: llv_i8_pack(type, w, wrb, nr, b0, nblk, dst); break;
     }
 }
@@ -424,10 +544,10 @@ void llv_avx2_gemm_i8(int type, const void *wp, int64_t b0, int64_t nblk, const 
     typedef void (*fn)(const uint8_t *, int64_t, int64_t, const uint8_t *, size_t, const uint8_t *, size_t, float *,
                        int64_t, int, const float *, int);
     static const fn q4_0[3] = { q4_0_1, q4_0_2, q4_0_3 }, q4_k[3] = { q4_k_1, q4_k_2, q4_k_3 },
-                    q6_k[3] = { q6_k_1, q6_k_2, q6_k_3 };
+                    q6_k[3] = { q6_k_1, q6_k_2, q6_k_3 }, q8_0[3] = { q8_0_1, q8_0_2, q8_0_3 };
     if (nc < 1 || nc > LLV_I8_COLS || nr < 1 || nr > LLV_I8_ROWS)
         return;
-    const fn *f = type == LLV_TYPE_Q4_K ? q4_k : type == LLV_TYPE_Q6_K ? q6_k : q4_0;
+    const fn *f = type == LLV_TYPE_Q4_K ? q4_k : type == LLV_TYPE_Q6_K ? q6_k : type == LLV_TYPE_Q8_0 ? q8_0 : q4_0;
     f[nc - 1](wp, b0, nblk, xq, xrb, side, srb, y, ldy, nr, bias, first);
 }
 

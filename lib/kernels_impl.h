@@ -109,6 +109,7 @@ typedef struct llv_kernel_ops {
 #define LLV_I8_Q4_0_BYTES 576   /* per 32 values */
 #define LLV_I8_Q4_K_BYTES 4992  /* per 256 values */
 #define LLV_I8_Q6_K_BYTES 5696  /* per 256 values */
+#define LLV_I8_Q8_0_BYTES 1088  /* per 32 values */
 LLV_INTERNAL bool llv_i8_type_supported(int type);
 LLV_INTERNAL int64_t llv_i8_block(int type);
 LLV_INTERNAL size_t llv_i8_packed_block_bytes(int type);

@@ -10,7 +10,7 @@
  * weights only by f32 summation error. One exception, for speed: on ISAs
  * with integer block dots (AVX2, NEON), products with quantized weights (all
  * block types) quantize the activation rows to Q8_0/Q8_K, as llama.cpp does:
- * the GEMV (decode) and the integer GEMM (prefill; Q4_0/Q4_K/Q6_K strips) compute
+ * the GEMV (decode) and the integer GEMM (prefill; Q4_0/Q4_K/Q6_K/Q8_0 strips) compute
  * in integers, and the other quantized types in a prefill see their
  * activation rows rounded the same way before the f32 GEMM, so every product
  * with quantized weights uses the same 8-bit activations whatever the row
@@ -40,11 +40,13 @@
  *    6 x 16 register tiles (outer-product form: broadcast x, FMA into 12
  *    accumulators, no horizontal sums). Each weight byte is read from memory
  *    and dequantized once per call.
- *  - Integer GEMM (prefill with Q4_0/Q4_K/Q6_K weights on an ISA with strip
- *    kernels; layout in kernels_i8.c): the same panel scheme, but the panel
- *    chunk is repacked as 4/6-bit codes interleaved for maddubs and multiplied
- *    with the Q8 activation rows in integers (1.75x the f32 GEMM per core on
- *    AVX2, where maddubs does 32 multiply-adds per instruction to FMA's 8).
+ *  - Integer GEMM (prefill with Q4_0/Q4_K/Q6_K/Q8_0 weights on an ISA with
+ *    strip kernels; layout in kernels_i8.c): the same panel scheme, but the
+ *    panel chunk is repacked as 4/6-bit codes interleaved for maddubs (Q8_0:
+ *    codes widened to int16 for madd) and multiplied with the Q8 activation
+ *    rows in integers (per core on AVX2: 1.75x the f32 GEMM for the 4-bit
+ *    types, where maddubs does 32 multiply-adds per instruction to FMA's 8;
+ *    1.2x for Q8_0, madd does 16).
  */
 #include "kernels_impl.h"
 
@@ -463,7 +465,7 @@ static bool gemm_i8(const llv_kernel_ops *ops, const llv_weight *w, int partner,
 }
 
 /* With the integer GEMM on, quantized weights that have no strip kernel
- * (Q8_0, Q5_K, ...) get their activation rows rounded through the partner
+ * (Q4_1, Q5_K, ...) get their activation rows rounded through the partner
  * type (quantize, dequantize) before the f32 GEMM, so that every product
  * with quantized weights sees the same 8-bit activations, at any row count
  * and for every type of a mixed model (the "8-bit everywhere" variant of

@@ -529,7 +529,7 @@ END_TEST
  * for bit. Every nr (1..16) and nc (1..3), chunks that start past block 0,
  * bias or not, first chunk or accumulating; random blocks and blocks at the
  * extremes of the int16 bound (all codes 15 or 0, Q6_K 63 or 0 with scales
- * 127 or -128, Q4_K scales and mins 63, activations +-127). Entries outside nr x nc must stay untouched. */
+ * 127 or -128, Q4_K scales and mins 63, Q8_0 codes -128 or 127, activations +-127). Entries outside nr x nc must stay untouched. */
 static void i8_extreme_block(int type, uint8_t *dst, int k)
 {
     uint16_t one = 0x3c00; /* fp16 1.0 */
@@ -542,6 +542,9 @@ static void i8_extreme_block(int type, uint8_t *dst, int k)
         memcpy(dst + 2, &one, 2);
         memset(dst + 4, 0xff, 12);               /* every scale and min 63 */
         memset(dst + 16, k % 2 ? 0x00 : 0xff, 128); /* codes 0 or 15 */
+    } else if (type == LLV_TYPE_Q8_0) {
+        memcpy(dst, &one, 2);
+        memset(dst + 2, k % 2 ? 0x80 : 0x7f, 32); /* codes -128 (not written by quantizers) or 127 */
     } else {
         memcpy(dst, &one, 2);
         memset(dst + 2, k % 2 ? 0x00 : 0xff, 16);
@@ -642,7 +645,7 @@ START_TEST(test_gemm_i8_strips)
         check_i8_strip(weight_types[t], false);
         check_i8_strip(weight_types[t], true);
     }
-    ck_assert_int_eq(n_types, 3); /* Q4_0, Q4_K, Q6_K */
+    ck_assert_int_eq(n_types, 4); /* Q4_0, Q4_K, Q6_K, Q8_0 */
 }
 END_TEST
 

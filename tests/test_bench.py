@@ -102,8 +102,8 @@ def main():
             doc = json.load(f)  # must be well-formed JSON
 
         mach = doc["machine"]
-        check(mach["fma_peak_gflops"] > 0 and mach["int8_peak_gops"] > 0 and mach["mem_triad_gbs"] > 0,
-              "probes gave positive limits")
+        check(mach["fma_peak_gflops"] > 0 and mach["int8_peak_gops"] > 0 and mach["int16_peak_gops"] > 0
+              and mach["mem_triad_gbs"] > 0, "probes gave positive limits")
         res = doc["results"]
         stages = [r["stage"] for r in res]
         check(stages == ["encode"] + ["prefill"] * 3 + ["decode"] * 3 + ["ttft"] * 3, "stages in order: %s" % stages)
@@ -131,10 +131,14 @@ def main():
             if r["lm"]:
                 check(r["kv_bytes"] == kv_bytes(r["n_ctx"]), tag + ": KV bytes for n_ctx %d" % r["n_ctx"])
             check(close(r["fraction"], r["achieved"] / r["limit"]), tag + ": fraction = achieved / limit")
-            # prefill with Q4_0 weights runs in the integer GEMM (AVX2): its limit is the int8 probe
-            int8 = r["stage"] == "prefill" and r["lm"]["weight_type"] == "Q4_0" and mach["isa"] == "avx2+fma"
+            # prefill with Q4_0 / Q8_0 weights runs in the integer GEMM (AVX2): its limit is the
+            # int8 / int16 probe
+            integer = r["stage"] == "prefill" and mach["isa"] == "avx2+fma"
+            int8 = integer and r["lm"]["weight_type"] == "Q4_0"
+            int16 = integer and r["lm"]["weight_type"] == "Q8_0"
             want_limit = (mach["mem_triad_gbs"] if r["stage"] == "decode" else
-                          mach["int8_peak_gops"] if int8 else mach["fma_peak_gflops"])
+                          mach["int8_peak_gops"] if int8 else
+                          mach["int16_peak_gops"] if int16 else mach["fma_peak_gflops"])
             check(close(r["limit"], want_limit), tag + ": limit is the machine probe")
 
             st = r["stage"]
