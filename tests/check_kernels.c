@@ -1026,6 +1026,12 @@ START_TEST(test_attention)
             /* causal prefill from 0, and a chunk after a cached prefix */
             attn_case(4, 2, 16, 77, 77, true, 0, f16, 2, 2.0f);
             attn_case(4, 1, 16, 7, 140, true, 133, f16, 2, 1.0f);
+            /* blocked path, several query blocks per kv head: 8 query heads on one kv
+             * head (12 queries per item), head_dim 13, key chunks 64+64+22; and
+             * one head per kv head (96 queries per item), head_dim 32 */
+            attn_case(8, 1, 13, 50, 150, true, 100, f16, 2, 1.0f);
+            attn_case(2, 2, 32, 200, 200, true, 0, f16, 2, 2.0f);
+            attn_case(4, 2, 16, 30, 90, false, 0, f16, 1, 1.0f);
             /* decode: one query at the end */
             attn_case(4, 2, 64, 1, 200, true, 199, f16, 1, 4.0f);
         }
