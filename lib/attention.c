@@ -199,6 +199,8 @@ static void attend_group(const attn_args *a, const float *q, int64_t q_stride, f
         l[r] = 0.0f;
     }
     memset(O, 0, (size_t)R * (size_t)hd16 * sizeof(float));
+    void (*pack)(const float *, int64_t, int, int64_t, float *) =
+        ops->pack_strip ? ops->pack_strip : llv_kernel_ops_ref()->pack_strip; /* NULL on NEON */
     /* V rows used in place when they are f32 and 16 | hd (every 16-wide read stays inside its row) */
     const bool v_direct = a->kv_type == LLV_TYPE_F32 && hd % 16 == 0;
     for (int64_t j0 = 0; j0 < n_keys; j0 += KB) {
@@ -210,7 +212,7 @@ static void attend_group(const attn_args *a, const float *q, int64_t q_stride, f
         /* Kp: strips of 16 keys, k-major (pack_strip zero pads past nk) */
         kv_chunk_f32(a, a->k, j0, nk, kvh, Kc, hd16);
         for (int t = 0; t * 16 < nk; t++)
-            ops->pack_strip(Kc + (int64_t)t * 16 * hd16, hd16, LLV_MIN(16, nk - 16 * t), hd, Kp + (int64_t)t * 16 * hd);
+            pack(Kc + (int64_t)t * 16 * hd16, hd16, LLV_MIN(16, nk - 16 * t), hd, Kp + (int64_t)t * 16 * hd);
         for (int r0 = r_first; r0 < R; r0 += LLV_GEMM_PMR) {
             const int mr = LLV_MIN(LLV_GEMM_PMR, R - r0);
             memset(S + r0 * KB, 0, (size_t)mr * KB * sizeof(float));

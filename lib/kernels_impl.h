@@ -49,7 +49,7 @@ typedef struct llv_kernel_ops {
                         float *y, int64_t ldy, int nr);
     /* Pack nr <= LLV_GEMM_PNR f32 rows (row j at src + j*lds, kc values)
      * into the strip layout gemm_packed reads: dst[k*LLV_GEMM_PNR + j],
-     * zeros for j >= nr. */
+     * zeros for j >= nr. NULL: callers use the reference table's. */
     void (*pack_strip)(const float *src, int64_t lds, int nr, int64_t kc, float *dst);
     /* exp of n floats in place (vector exp; the reference uses expf). */
     void (*exp_f32)(float *x, int64_t n);
