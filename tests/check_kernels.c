@@ -410,10 +410,10 @@ START_TEST(test_matmul_gemm_blocking)
         check_matmul_case(weight_types[t], n_in, 50, 6, false, 1);
     }
     /* the integer GEMM over more blockings: strips of 16 with remainders, column
-     * remainders 1..2, several K chunks (I8_KC 512) with a remainder */
+     * remainders 1..2, several K chunks (I8_KC 2048) with a remainder */
     for (int t = 3; t < N_WTYPES; t++) {
         int64_t blck = llv_type_get(weight_types[t])->blck;
-        check_matmul_case(weight_types[t], blck == 256 ? 1536 : 1120, 47, 38, true, 2);
+        check_matmul_case(weight_types[t], blck == 256 ? 2816 : 2144, 47, 38, true, 2);
         check_matmul_case(weight_types[t], blck == 256 ? 512 : 96, 35, 6, false, 1);
     }
     /* and with it off: exact f32 products at every row count */
