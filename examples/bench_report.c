@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "kernels.h"
 #include "llava.h"
 
 const char *bench_stage_name(int stage)
@@ -98,11 +99,13 @@ void bench_result_finish(bench_result *r, const bench_machine *mach)
 }
 
 /* Weight types whose prefill matrices run in libllava's integer GEMM on
- * AVX2: 4/6-bit strips (maddubs) and the Q8_0 strip (madd on int16 codes). */
+ * AVX2: 4/6-bit strips (maddubs) and the Q8_0 strip (madd on int16 codes).
+ * Decided by the kernels the library dispatched (a build without SIMD on an
+ * AVX2 machine runs f32 products), not by the CPU's features. */
 int bench_prefill_limit(const char *weight_type)
 {
     static const char *const int8[] = { "Q4_0", "Q4_K_M", "Q4_K_S", "Q4_K", "Q6_K" };
-    if (!bench_have_avx2_fma())
+    if (strcmp(llv_kernels_isa(), "avx2"))
         return BENCH_LIMIT_FMA;
     for (size_t i = 0; i < sizeof int8 / sizeof int8[0]; i++)
         if (!strcmp(weight_type, int8[i]))
@@ -249,6 +252,8 @@ int bench_write_json(const char *path, const bench_result *r, int n, const bench
             cfg->question_tokens);
     fprintf(f, "  \"machine\": {\"isa\": ");
     json_str(f, mach->isa);
+    fputs(", \"kernels\": ", f);
+    json_str(f, llv_kernels_isa());
     fprintf(f, ", \"probe_threads\": %d, \"fma_peak_gflops\": ", mach->threads);
     json_num(f, mach->fma_gflops);
     fputs(", \"int8_peak_gops\": ", f);
