@@ -129,23 +129,6 @@ static void kv_chunk_f32(const attn_args *a, const void *base, int64_t j0, int n
     }
 }
 
-static float max_f32(const float *x, int n)
-{
-    float m8[8]; /* 8 partial maxima: independent compares, not one chain */
-    for (int l = 0; l < 8; l++)
-        m8[l] = x[0];
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++)
-            m8[l] = x[i + l] > m8[l] ? x[i + l] : m8[l];
-    float mx = m8[0];
-    for (int l = 1; l < 8; l++)
-        mx = m8[l] > mx ? m8[l] : mx;
-    for (; i < n; i++)
-        mx = x[i] > mx ? x[i] : mx;
-    return mx;
-}
-
 /* x = a*x + b; the fixed-length inner loop lets the compiler vectorize
  * (at -O2 it leaves loops of unknown length scalar: 35% of attend_group). */
 static void affine_f32(float *x, int n, float a, float b)
@@ -224,7 +207,7 @@ static void attend_group(const attn_args *a, const float *q, int64_t q_stride, f
             float *sr = S + r * KB;
             const int vis = (int)LLV_MIN(nk, lim[r / G] - j0); /* >= 1: r >= r_first */
             affine_f32(sr, vis, a->scale, 0.0f);
-            const float cmax = max_f32(sr, vis);
+            const float cmax = llv_max_f32(sr, vis);
             for (int jj = vis; jj < nk; jj++)
                 sr[jj] = 0.0f;
             if (cmax == -INFINITY) { /* every visible score -inf: adds nothing */

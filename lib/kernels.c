@@ -115,18 +115,9 @@ void llv_layernorm(float *out, const float *x, const float *weight, const float 
     }
 }
 
-/* In-place softmax; the normalising sum is accumulated in double. The
- * exponentials use the ISA's vector exp (<= 2 ulp from expf; the reference
- * table's is expf): scalar expf was 10% of a CLIP encode (576 x 577 scores
- * per head and layer). */
-void llv_softmax(float *x, int64_t n)
+float llv_max_f32(const float *x, int64_t n)
 {
-    if (n <= 0)
-        return;
-    /* 8 partial maxima and 4 partial double sums: the single-accumulator
-     * loops were one dependent add per element (3.9% of an image encode,
-     * 577-wide rows); max is order-free, the sum stays in double. */
-    float m8[8];
+    float m8[8]; /* 8 partial maxima: independent compares, not one chain */
     for (int l = 0; l < 8; l++)
         m8[l] = x[0];
     int64_t i = 0;
@@ -138,6 +129,22 @@ void llv_softmax(float *x, int64_t n)
         mx = m8[l] > mx ? m8[l] : mx;
     for (; i < n; i++)
         mx = x[i] > mx ? x[i] : mx;
+    return mx;
+}
+
+/* In-place softmax; the normalising sum is accumulated in double. The
+ * exponentials use the ISA's vector exp (<= 2 ulp from expf; the reference
+ * table's is expf): scalar expf was 10% of a CLIP encode (576 x 577 scores
+ * per head and layer). */
+void llv_softmax(float *x, int64_t n)
+{
+    if (n <= 0)
+        return;
+    /* llv_max_f32 and 4 partial double sums: the single-accumulator loops
+     * were one dependent add per element (3.9% of an image encode, 577-wide
+     * rows); max is order-free, the sum stays in double. */
+    const float mx = llv_max_f32(x, n);
+    int64_t i;
     for (i = 0; i < n; i++)
         x[i] -= mx;
     llv_ops()->exp_f32(x, n);

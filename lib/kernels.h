@@ -49,6 +49,8 @@ LLV_INTERNAL void llv_matmul_ref(const llv_weight *w, const float *x, int64_t n_
 LLV_INTERNAL void llv_rmsnorm(float *out, const float *x, const float *weight, int64_t n, float eps);
 LLV_INTERNAL void llv_layernorm(float *out, const float *x, const float *weight, const float *bias,
                                 int64_t n, float eps);
+/* The largest of x[0..n) (n >= 1; order-free, NaN not propagated). */
+LLV_INTERNAL float llv_max_f32(const float *x, int64_t n);
 LLV_INTERNAL void llv_softmax(float *x, int64_t n);
 /* In-place activations over n floats. */
 LLV_INTERNAL void llv_gelu_erf(float *x, int64_t n);   /* exact: 0.5x(1+erf(x/sqrt2)) */

@@ -88,20 +88,32 @@ AVX2_INLINE void store_rows(float *y, int nr, __m256 a, __m256 b, const float *b
         s21 = _mm256_add_epi16(s21, _mm256_maddubs_epi16(w1, xv));                                      \
     }
 
+AVX2_INLINE float load_f32(const uint8_t *p)
+{
+    float f;
+    memcpy(&f, p, 4);
+    return f;
+}
+
+/* a0 += i0 * (d0 * dx), a1 += i1 * (d1 * dx): int32 row sums (rows 0-7,
+ * 8-15) scaled by the row scales times the activation block's scale, as
+ * the reference's fmaf(isum, d * dx, acc). */
+AVX2_INLINE void add_scaled(__m256 d0, __m256 d1, float dx, __m256i i0, __m256i i1, __m256 *a0, __m256 *a1)
+{
+    const __m256 vdx = _mm256_set1_ps(dx);
+    *a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_mul_ps(d0, vdx), *a0);
+    *a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_mul_ps(d1, vdx), *a1);
+}
+
 /* End of a Q4_0 block for one column (sb = its side record: f32 dx, int32
  * 8*sum(xq)): int16 sums -> int32 row sums minus the -8 offset, scaled by
  * the row scales d (rows 0-7 in d0, 8-15 in d1) times dx. */
 AVX2_INLINE void q4_0_end(__m256 d0, __m256 d1, const uint8_t *sb, __m256i s0, __m256i s1, __m256 *a0, __m256 *a1)
 {
     const __m256i ones = _mm256_set1_epi16(1);
-    float dx;
-    memcpy(&dx, sb, 4);
     const __m256i off = bcast32(sb + 4);
-    const __m256 vdx = _mm256_set1_ps(dx);
-    *a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_madd_epi16(s0, ones), off)),
-                          _mm256_mul_ps(d0, vdx), *a0);
-    *a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_madd_epi16(s1, ones), off)),
-                          _mm256_mul_ps(d1, vdx), *a1);
+    add_scaled(d0, d1, load_f32(sb), _mm256_sub_epi32(_mm256_madd_epi16(s0, ones), off),
+               _mm256_sub_epi32(_mm256_madd_epi16(s1, ones), off), a0, a1);
 }
 
 AVX2_INLINE void strip_q4_0(const uint8_t *P, int64_t b0, int64_t nblk, const uint8_t *xq, size_t xrb,
@@ -158,8 +170,7 @@ static AVX2 void q4_0_3(const uint8_t *P, int64_t b0, int64_t nblk, const uint8_
 AVX2_INLINE void q4_k_end(const uint8_t *pb, const uint8_t *xb, const uint8_t *sb, __m256i i0, __m256i i1,
                           __m256 *a0, __m256 *a1)
 {
-    float dx;
-    memcpy(&dx, xb, 4);
+    const float dx = load_f32(xb);
     const __m256 vdx = _mm256_set1_ps(dx);
     __m256i ms0 = _mm256_setzero_si256(), ms1 = ms0;
     for (int j = 0; j < 4; j++) {
@@ -170,8 +181,7 @@ AVX2_INLINE void q4_k_end(const uint8_t *pb, const uint8_t *xb, const uint8_t *s
     }
     const __m256 d0 = _mm256_load_ps((const float *)(pb + 4864)), d1 = _mm256_load_ps((const float *)(pb + 4896));
     const __m256 m0 = _mm256_load_ps((const float *)(pb + 4928)), m1 = _mm256_load_ps((const float *)(pb + 4960));
-    *a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_mul_ps(d0, vdx), *a0);
-    *a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_mul_ps(d1, vdx), *a1);
+    add_scaled(d0, d1, dx, i0, i1, a0, a1);
     *a0 = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms0), _mm256_mul_ps(m0, vdx), *a0);
     *a1 = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms1), _mm256_mul_ps(m1, vdx), *a1);
 }
@@ -288,9 +298,6 @@ AVX2_INLINE void strip_q6_k(const uint8_t *P, int64_t b0, int64_t nblk, const ui
         _Pragma("GCC unroll 3") for (int c = 0; c < NC; c++)
         {
             const uint8_t *xb = X[c] + 292 * b;
-            float dx;
-            memcpy(&dx, xb, 4);
-            const __m256 vdx = _mm256_set1_ps(dx);
             __m256i cs0 = _mm256_setzero_si256(), cs1 = cs0;
             for (int j = 0; j < 8; j++) {
                 const __m256i bs = bcast32(xb + 260 + 4 * j);
@@ -301,8 +308,7 @@ AVX2_INLINE void strip_q6_k(const uint8_t *P, int64_t b0, int64_t nblk, const ui
             }
             const __m256i t0 = _mm256_sub_epi32(i0[c], _mm256_slli_epi32(cs0, 5));
             const __m256i t1 = _mm256_sub_epi32(i1[c], _mm256_slli_epi32(cs1, 5));
-            a0[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t0), _mm256_mul_ps(d0, vdx), a0[c]);
-            a1[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t1), _mm256_mul_ps(d1, vdx), a1[c]);
+            add_scaled(d0, d1, load_f32(xb), t0, t1, &a0[c], &a1[c]);
         }
     }
     for (int c = 0; c < NC; c++)
@@ -312,14 +318,6 @@ AVX2_INLINE void strip_q6_k(const uint8_t *P, int64_t b0, int64_t nblk, const ui
 /* Q8_0: codes widened to int16 (layout: kernels_i8.c), per k-pair one madd
  * per half and column into int32 sums, scaled once per 32-value block. The
  * activation pairs come from the side record (f32 dx, then 32 int16). */
-AVX2_INLINE void q8_0_end(__m256 d0, __m256 d1, const uint8_t *sb, __m256i i0, __m256i i1, __m256 *a0, __m256 *a1)
-{
-    float dx;
-    memcpy(&dx, sb, 4);
-    const __m256 vdx = _mm256_set1_ps(dx);
-    *a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_mul_ps(d0, vdx), *a0);
-    *a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_mul_ps(d1, vdx), *a1);
-}
 
 AVX2_INLINE void strip_q8_0(const uint8_t *P, int64_t b0, int64_t nblk, const uint8_t *xq, size_t xrb,
                             const uint8_t *side, size_t srb, float *y, int64_t ldy, int nr, const float *bias,
@@ -352,7 +350,7 @@ AVX2_INLINE void strip_q8_0(const uint8_t *P, int64_t b0, int64_t nblk, const ui
         const __m256 d0 = _mm256_load_ps((const float *)(pb + 1024));
         const __m256 d1 = _mm256_load_ps((const float *)(pb + 1056));
         _Pragma("GCC unroll 3") for (int c = 0; c < NC; c++)
-            q8_0_end(d0, d1, S[c] + 68 * b, i0[c], i1[c], &a0[c], &a1[c]);
+            add_scaled(d0, d1, load_f32(S[c] + 68 * b), i0[c], i1[c], &a0[c], &a1[c]);
     }
     for (int c = 0; c < NC; c++)
         store_rows(y + (size_t)c * ldy, nr, a0[c], a1[c], bias, first);
@@ -386,9 +384,9 @@ static AVX2 void q8_0_3(const uint8_t *P, int64_t b0, int64_t nblk, const uint8_
         }
         const __m256 d0 = _mm256_load_ps((const float *)(pb + 1024));
         const __m256 d1 = _mm256_load_ps((const float *)(pb + 1056));
-        q8_0_end(d0, d1, S0 + 68 * b, i00, i01, &a00, &a01);
-        q8_0_end(d0, d1, S1 + 68 * b, i10, i11, &a10, &a11);
-        q8_0_end(d0, d1, S2 + 68 * b, i20, i21, &a20, &a21);
+        add_scaled(d0, d1, load_f32(S0 + 68 * b), i00, i01, &a00, &a01);
+        add_scaled(d0, d1, load_f32(S1 + 68 * b), i10, i11, &a10, &a11);
+        add_scaled(d0, d1, load_f32(S2 + 68 * b), i20, i21, &a20, &a21);
     }
     store_rows(y, nr, a00, a01, bias, first);
     store_rows(y + ldy, nr, a10, a11, bias, first);
