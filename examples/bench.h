@@ -31,8 +31,9 @@ double bench_probe_int8(int nt);
 /* Peak 16-bit multiply-add throughput in GOP/s: chains of vpmaddwd + 32-bit
  * add, the Q8_0 integer GEMM's inner step. */
 double bench_probe_int16(int nt);
-/* STREAM-like copy and triad bandwidth with nt threads, GB/s (best of 5). */
-void bench_probe_bandwidth(int nt, double *copy_gbs, double *triad_gbs);
+/* STREAM-like copy and triad bandwidth and a read-only stream with nt
+ * threads, GB/s (best of 5). */
+void bench_probe_bandwidth(int nt, double *copy_gbs, double *triad_gbs, double *read_gbs);
 
 /* ---- model shapes (bench_model.c) ---- */
 
@@ -114,7 +115,7 @@ typedef struct bench_result {
     const char *unit;              /* "s" or "tok/s" */
     double achieved;               /* GFLOP/s or GB/s at t_min */
     const char *achieved_unit;
-    const char *limit_name;        /* "fma_peak" or "mem_triad" */
+    const char *limit_name;        /* "fma_peak", "int8_peak", "int16_peak" or "mem_read" */
     double limit, fraction;        /* fraction = achieved / limit */
     uint64_t peak_rss_bytes;
     double model_bytes, kv_bytes, expected_bytes; /* files, KV cache, sum */
@@ -125,7 +126,7 @@ typedef struct bench_result {
 typedef struct bench_machine {
     const char *isa;
     int threads;
-    double fma_gflops, int8_gops, int16_gops, copy_gbs, triad_gbs;
+    double fma_gflops, int8_gops, int16_gops, copy_gbs, triad_gbs, read_gbs;
 } bench_machine;
 
 /* Fill the derived fields (t_min, t_median, values, fractions, RSS ratio)

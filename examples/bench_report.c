@@ -77,8 +77,8 @@ void bench_result_finish(bench_result *r, const bench_machine *mach)
     if (r->stage == BENCH_DECODE) {
         r->achieved = r->weight_bytes_per_token * (double)r->tokens_measured / r->t_min * 1e-9;
         r->achieved_unit = "GB/s";
-        r->limit_name = "mem_triad";
-        r->limit = mach->triad_gbs;
+        r->limit_name = "mem_read";
+        r->limit = mach->read_gbs;
     } else {
         r->achieved = r->flops_per_run / r->t_min * 1e-9;
         r->achieved_unit = "GFLOP/s";
@@ -176,14 +176,14 @@ void bench_print_table(FILE *f, const bench_result *r, int n, const bench_machin
                "with %d thread(s), best of before and after the runs: FMA peak %.1f GFLOP/s, int8 peak %.1f GOP/s "
                "(vpmaddubsw + 16-bit add; the limit of prefill with Q4_0/Q4_K/Q6_K weights), int16 peak %.1f GOP/s "
                "(vpmaddwd + 32-bit add; the limit of prefill with Q8_0 weights), memory bandwidth "
-               "(triad) %.1f GB/s (copy %.1f GB/s).\n"
+               "(read-only stream, the limit of decode) %.1f GB/s (STREAM triad %.1f GB/s, copy %.1f GB/s).\n"
                "best = from the fastest run, median over runs; achieved and fraction from the fastest run "
                "(FLOPs counted from the model shapes for encode/prefill/ttft, weight bytes read per token "
                "for decode). llama.cpp anchors: fixed figures quoted from issue 8 (build 9749, 2-core Zen 5 "
                "with AVX-512, 2 threads), not measured here.\n",
             llava_version_string(), cfg->threads, cfg->repeats, cfg->warmup ? "a warm-up" : "no warm-up",
-            mach->isa, mach->threads, mach->fma_gflops, mach->int8_gops, mach->int16_gops, mach->triad_gbs,
-            mach->copy_gbs);
+            mach->isa, mach->threads, mach->fma_gflops, mach->int8_gops, mach->int16_gops, mach->read_gbs,
+            mach->triad_gbs, mach->copy_gbs);
     for (int i = 0; i < n; i++)
         if (r[i].stage == BENCH_TTFT)
             fprintf(f, "ttft %s (medians): image encode %.2f s + prefill of %lld positions %.2f s + first sample "
@@ -264,6 +264,8 @@ int bench_write_json(const char *path, const bench_result *r, int n, const bench
     json_num(f, mach->copy_gbs);
     fputs(", \"mem_triad_gbs\": ", f);
     json_num(f, mach->triad_gbs);
+    fputs(", \"mem_read_gbs\": ", f);
+    json_num(f, mach->read_gbs);
     fputs("},\n  \"results\": [\n", f);
     for (int i = 0; i < n; i++) {
         const bench_result *x = &r[i];

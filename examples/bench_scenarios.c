@@ -464,10 +464,10 @@ int bench_scenarios_main(unsigned stage_mask, const char *cmd, int argc, char **
     mach.fma_gflops = bench_probe_fma(mach.threads);
     mach.int8_gops = bench_probe_int8(mach.threads);
     mach.int16_gops = bench_probe_int16(mach.threads);
-    bench_probe_bandwidth(mach.threads, &mach.copy_gbs, &mach.triad_gbs);
+    bench_probe_bandwidth(mach.threads, &mach.copy_gbs, &mach.triad_gbs, &mach.read_gbs);
     fprintf(stderr, "llava-bench: FMA peak %.1f GFLOP/s, int8 peak %.1f GOP/s, int16 peak %.1f GOP/s, memory copy "
-                    "%.1f GB/s, triad %.1f GB/s\n",
-            mach.fma_gflops, mach.int8_gops, mach.int16_gops, mach.copy_gbs, mach.triad_gbs);
+                    "%.1f GB/s, triad %.1f GB/s, read %.1f GB/s\n",
+            mach.fma_gflops, mach.int8_gops, mach.int16_gops, mach.copy_gbs, mach.triad_gbs, mach.read_gbs);
 
     int nr = 0, failed = 0;
     const bench_model *mm = ms.have_mmproj ? &ms.mmproj : NULL;
@@ -494,15 +494,17 @@ int bench_scenarios_main(unsigned stage_mask, const char *cmd, int argc, char **
     /* Probe again and keep the best: on a shared machine a probe taken in
      * a busy moment would understate the limit and inflate the fractions. */
     double fma2 = bench_probe_fma(mach.threads), int82 = bench_probe_int8(mach.threads);
-    double int162 = bench_probe_int16(mach.threads), copy2, triad2;
-    bench_probe_bandwidth(mach.threads, &copy2, &triad2);
+    double int162 = bench_probe_int16(mach.threads), copy2, triad2, read2;
+    bench_probe_bandwidth(mach.threads, &copy2, &triad2, &read2);
     fprintf(stderr, "llava-bench: probed again: FMA peak %.1f GFLOP/s, int8 peak %.1f GOP/s, int16 peak %.1f GOP/s, "
-                    "memory copy %.1f GB/s, triad %.1f GB/s\n", fma2, int82, int162, copy2, triad2);
+                    "memory copy %.1f GB/s, triad %.1f GB/s, read %.1f GB/s\n", fma2, int82, int162, copy2, triad2,
+            read2);
     mach.fma_gflops = fmax(mach.fma_gflops, fma2);
     mach.int8_gops = fmax(mach.int8_gops, int82);
     mach.int16_gops = fmax(mach.int16_gops, int162);
     mach.copy_gbs = fmax(mach.copy_gbs, copy2);
     mach.triad_gbs = fmax(mach.triad_gbs, triad2);
+    mach.read_gbs = fmax(mach.read_gbs, read2);
     for (int i = 0; i < nr; i++)
         bench_result_finish(&results[i], &mach);
     fflush(stderr);

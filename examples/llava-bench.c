@@ -96,10 +96,11 @@ static int cmd_kernels(int argc, char **argv)
     printf("llava-bench kernels: isa %s, %d thread(s), %s time%s\n", llv_kernels_isa(), nt,
            bench_use_cpu_time ? "CPU" : "wall", bench_have_avx2_fma() ? "" : " (no AVX2+FMA: FMA probe is scalar)");
 
-    double peak = bench_probe_fma(nt), peak8 = bench_probe_int8(nt), peak16 = bench_probe_int16(nt), copy_gbs, triad_gbs;
-    bench_probe_bandwidth(nt, &copy_gbs, &triad_gbs);
+    double peak = bench_probe_fma(nt), peak8 = bench_probe_int8(nt), peak16 = bench_probe_int16(nt), copy_gbs, triad_gbs,
+           read_gbs;
+    bench_probe_bandwidth(nt, &copy_gbs, &triad_gbs, &read_gbs);
     printf("probe: peak FMA %.1f GFLOP/s | peak int8 %.1f GOP/s | peak int16 %.1f GOP/s | memory copy %.1f GB/s, "
-           "triad %.1f GB/s\n\n", peak, peak8, peak16, copy_gbs, triad_gbs);
+           "triad %.1f GB/s, read %.1f GB/s\n\n", peak, peak8, peak16, copy_gbs, triad_gbs, read_gbs);
 
     static const int types[] = { LLV_TYPE_F32, LLV_TYPE_F16, LLV_TYPE_BF16, LLV_TYPE_Q8_0, LLV_TYPE_Q4_0,
                                  LLV_TYPE_Q4_K, LLV_TYPE_Q6_K };
@@ -116,7 +117,7 @@ static int cmd_kernels(int argc, char **argv)
     for (int64_t i = 0; i < gemm_rows * 11008; i++)
         x[i] = frand();
 
-    printf("%-5s %-12s | %9s %7s %7s %6s | %9s %7s %6s\n", "type", "n_out x n_in", "GEMV ms", "GB/s", "%triad",
+    printf("%-5s %-12s | %9s %7s %7s %6s | %9s %7s %6s\n", "type", "n_out x n_in", "GEMV ms", "GB/s", "%read",
            "GF/s", "GEMM ms", "GF/s", "%peak");
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
         for (int s = 0; s < n_shapes; s++) {
@@ -134,14 +135,14 @@ static int cmd_kernels(int argc, char **argv)
             double gfm = flop1 * (double)gemm_rows / tm * 1e-9;
             const int lim = bench_prefill_limit(llv_type_name(types[t]));
             printf("%-5s %5lldx%-6lld | %9.3f %7.1f %6.0f%% %6.1f | %9.1f %7.1f %5.0f%%%s\n", llv_type_name(types[t]),
-                   (long long)w.n_out, (long long)w.n_in, tv * 1e3, gbs, 100.0 * gbs / triad_gbs, gfv, tm * 1e3, gfm,
+                   (long long)w.n_out, (long long)w.n_in, tv * 1e3, gbs, 100.0 * gbs / read_gbs, gfv, tm * 1e3, gfm,
                    100.0 * gfm / (lim == BENCH_LIMIT_INT8 ? peak8 : lim == BENCH_LIMIT_INT16 ? peak16 : peak),
                    lim == BENCH_LIMIT_INT8 ? " of int8" : lim == BENCH_LIMIT_INT16 ? " of int16" : "");
             fflush(stdout);
             free(data);
         }
     }
-    printf("\nGEMV: 1 row (decode), GB/s = weight bytes / time vs the triad probe.\n"
+    printf("\nGEMV: 1 row (decode), GB/s = weight bytes / time vs the read probe.\n"
            "GEMM: %lld rows (prefill / vision encode), GF/s vs the FMA probe (Q4_0/Q4_K/Q6_K: vs the int8\n"
            "probe, their GEMM runs in 8-bit integers; Q8_0: vs the int16 probe, its codes are widened to 16 bits).\n", (long long)gemm_rows);
     free(x);

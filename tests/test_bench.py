@@ -103,7 +103,7 @@ def main():
 
         mach = doc["machine"]
         check(mach["fma_peak_gflops"] > 0 and mach["int8_peak_gops"] > 0 and mach["int16_peak_gops"] > 0
-              and mach["mem_triad_gbs"] > 0, "probes gave positive limits")
+              and mach["mem_triad_gbs"] > 0 and mach["mem_read_gbs"] > 0, "probes gave positive limits")
         res = doc["results"]
         stages = [r["stage"] for r in res]
         check(stages == ["encode"] + ["prefill"] * 3 + ["decode"] * 3 + ["ttft"] * 3, "stages in order: %s" % stages)
@@ -137,7 +137,7 @@ def main():
             integer = r["stage"] == "prefill" and mach["kernels"] == "avx2"
             int8 = integer and r["lm"]["weight_type"] == "Q4_0"
             int16 = integer and r["lm"]["weight_type"] == "Q8_0"
-            want_limit = (mach["mem_triad_gbs"] if r["stage"] == "decode" else
+            want_limit = (mach["mem_read_gbs"] if r["stage"] == "decode" else
                           mach["int8_peak_gops"] if int8 else
                           mach["int16_peak_gops"] if int16 else mach["fma_peak_gflops"])
             check(close(r["limit"], want_limit), tag + ": limit is the machine probe")
