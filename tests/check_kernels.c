@@ -1032,8 +1032,9 @@ START_TEST(test_attention)
             attn_case(8, 1, 13, 50, 150, true, 100, f16, 2, 1.0f);
             attn_case(2, 2, 32, 200, 200, true, 0, f16, 2, 2.0f);
             attn_case(4, 2, 16, 30, 90, false, 0, f16, 1, 1.0f);
-            /* decode: one query at the end */
+            /* decode: one query at the end (2 rows per kv head: row path; 8: blocked) */
             attn_case(4, 2, 64, 1, 200, true, 199, f16, 1, 4.0f);
+            attn_case(8, 1, 16, 1, 150, true, 149, f16, 2, 2.0f);
         }
         /* head_dim larger than the accumulator slice */
         attn_case(2, 1, 600, 3, 20, true, 17, false, 2, 0.3f);
