@@ -53,6 +53,16 @@ START_TEST(test_batching)
         llava_free_session(s);
         llava_free_params(p);
     }
+    /* One batch on 1 thread: the same bits as on 2 (work is split into
+     * items whose results do not depend on who runs them; with 35 rows the
+     * row-wise stages run in parallel on 2 threads). */
+    llava_params *p1 = tu_params(1, kv_type, 512, 128);
+    llava_session *s1 = tu_session(lm, p1);
+    ck_assert_int_eq(llava_eval_tokens(s1, prompt, (size_t)n_prompt), LLAVA_OK);
+    ck_assert_msg(memcmp(llava_get_logits(s1, NULL), ref, NV * sizeof(float)) == 0,
+                  "1 thread and 2 threads give different logits");
+    llava_free_session(s1);
+    llava_free_params(p1);
     free(ref);
     llava_free_lm(lm);
 }
