@@ -146,10 +146,9 @@ static void add_rows(float *x, const float *y, int64_t n)
 /* ---- row-wise stages ------------------------------------------------------
  * Between the matrix products a layer does row-wise work (norms, RoPE, KV
  * stores, residual adds, SwiGLU). On the calling thread alone that was ~5%
- * of a Q4_0 prefill while the other threads waited; blocks of ROWS_MIN rows
- * or more run it in parallel, ROW_CHUNK rows per work item. */
+ * of a Q4_0 prefill while the other threads waited; llv_parallel_rows runs
+ * it in chunks of ROW_CHUNK rows. */
 
-#define ROWS_MIN 32
 #define ROW_CHUNK 16
 
 typedef struct {
@@ -161,43 +160,19 @@ typedef struct {
     int64_t n, pos, r0; /* rows, position of row 0, first row kept after the last layer */
 } layer_rows;
 
-typedef void (*row_stage)(const layer_rows *j, int64_t i0, int64_t i1);
-
-typedef struct {
-    const layer_rows *j;
-    row_stage stage;
-    int64_t rows;
-} stage_job;
-
-static void stage_item(void *ctx, int64_t c, int slot)
-{
-    const stage_job *sj = ctx;
-    (void)slot;
-    const int64_t i0 = c * ROW_CHUNK;
-    sj->stage(sj->j, i0, LLV_MIN(i0 + ROW_CHUNK, sj->rows));
-}
-
-static void run_stage(const layer_rows *j, row_stage stage, int64_t rows, int n_threads)
-{
-    if (rows < ROWS_MIN || n_threads < 2) {
-        stage(j, 0, rows);
-        return;
-    }
-    stage_job sj = { j, stage, rows };
-    llv_parallel_for((rows + ROW_CHUNK - 1) / ROW_CHUNK, n_threads, stage_item, &sj);
-}
-
 /* rows [i0, i1) of all n: attention norm */
-static void stage_attn_norm(const layer_rows *j, int64_t i0, int64_t i1)
+static void stage_attn_norm(void *ctx, int64_t i0, int64_t i1)
 {
+    const layer_rows *j = ctx;
     const int64_t E = j->lm->hp.n_embd;
     for (int64_t i = i0; i < i1; i++)
         llv_rmsnorm(j->s->xn + i * E, j->s->x + i * E, j->L->attn_norm, E, j->lm->hp.rms_eps);
 }
 
 /* rows [i0, i1) of all n: RoPE on k (and on q for kept rows), then K and V into the cache */
-static void stage_rope_store(const layer_rows *j, int64_t i0, int64_t i1)
+static void stage_rope_store(void *ctx, int64_t i0, int64_t i1)
 {
+    const layer_rows *j = ctx;
     const llv_lm_hparams *hp = &j->lm->hp;
     const int64_t QD = llv_lm_q_dim(hp), KVD = j->kv->kv_dim, q0 = LLV_MAX(i0, j->r0);
     if (i1 > q0)
@@ -208,8 +183,9 @@ static void stage_rope_store(const layer_rows *j, int64_t i0, int64_t i1)
 }
 
 /* kept rows [i0, i1) (0 = row r0): x += attention output, then the FFN norm */
-static void stage_attn_residual(const layer_rows *j, int64_t i0, int64_t i1)
+static void stage_attn_residual(void *ctx, int64_t i0, int64_t i1)
 {
+    const layer_rows *j = ctx;
     const int64_t E = j->lm->hp.n_embd;
     float *x = j->s->x + j->r0 * E, *xn = j->s->xn + j->r0 * E;
     add_rows(x + i0 * E, j->s->tmp + i0 * E, (i1 - i0) * E);
@@ -218,15 +194,17 @@ static void stage_attn_residual(const layer_rows *j, int64_t i0, int64_t i1)
 }
 
 /* kept rows [i0, i1): gate = silu(gate) * up */
-static void stage_swiglu(const layer_rows *j, int64_t i0, int64_t i1)
+static void stage_swiglu(void *ctx, int64_t i0, int64_t i1)
 {
+    const layer_rows *j = ctx;
     const int64_t F = j->lm->hp.n_ff;
     llv_swiglu(j->s->gate + i0 * F, j->s->gate + i0 * F, j->s->up + i0 * F, (i1 - i0) * F);
 }
 
 /* kept rows [i0, i1): x += FFN output */
-static void stage_ffn_residual(const layer_rows *j, int64_t i0, int64_t i1)
+static void stage_ffn_residual(void *ctx, int64_t i0, int64_t i1)
 {
+    const layer_rows *j = ctx;
     const int64_t E = j->lm->hp.n_embd;
     add_rows(j->s->x + (j->r0 + i0) * E, j->s->tmp + i0 * E, (i1 - i0) * E);
 }
@@ -251,10 +229,10 @@ int llv_lm_forward(const llava_lm *lm, llv_kv_cache *kv, llv_lm_scratch *s, int6
          * row's output matters when logits are asked for: rows r0..n-1. */
         const int64_t r0 = (logits && il == hp->n_layer - 1) ? n - 1 : 0, m = n - r0;
         float *xn = s->xn + r0 * E;
-        const layer_rows rows = { lm, L, kv, s, il, n, pos, r0 };
+        layer_rows rows = { lm, L, kv, s, il, n, pos, r0 };
 
         /* attention: xn = rmsnorm(x) * attn_norm; q [m][QD], k,v [n][KVD] */
-        run_stage(&rows, stage_attn_norm, n, n_threads);
+        llv_parallel_rows(n, ROW_CHUNK, n_threads, stage_attn_norm, &rows);
         if (m == n) { /* one group: decode GEMVs share a parallel region */
             const llv_weight *ws[3] = { &L->wq, &L->wk, &L->wv };
             float *ys[3] = { s->q, s->k, s->v };
@@ -265,7 +243,7 @@ int llv_lm_forward(const llava_lm *lm, llv_kv_cache *kv, llv_lm_scratch *s, int6
             llv_matmul(&L->wk, s->xn, n, s->k, L->bk, n_threads);
             llv_matmul(&L->wv, s->xn, n, s->v, L->bv, n_threads);
         }
-        run_stage(&rows, stage_rope_store, n, n_threads);
+        llv_parallel_rows(n, ROW_CHUNK, n_threads, stage_rope_store, &rows);
 
         /* att [m][QD] = softmax(q K^T * scale, causal) V over positions 0..pos+n-1 */
         llv_attention(s->att, QD, s->q, QD, m,
@@ -274,16 +252,16 @@ int llv_lm_forward(const llava_lm *lm, llv_kv_cache *kv, llv_lm_scratch *s, int6
         llv_matmul(&L->wo, s->att, m, s->tmp, L->bo, n_threads);
 
         /* x += attention; feed-forward: x += W_down(silu(W_gate xn) * (W_up xn)), xn = rmsnorm(x) */
-        run_stage(&rows, stage_attn_residual, m, n_threads);
+        llv_parallel_rows(m, ROW_CHUNK, n_threads, stage_attn_residual, &rows);
         {
             const llv_weight *ws[2] = { &L->w_gate, &L->w_up };
             float *ys[2] = { s->gate, s->up };
             const float *bs[2] = { L->b_gate, L->b_up };
             llv_matmul_group(ws, 2, xn, m, ys, bs, n_threads);
         }
-        run_stage(&rows, stage_swiglu, m, n_threads);
+        llv_parallel_rows(m, ROW_CHUNK, n_threads, stage_swiglu, &rows);
         llv_matmul(&L->w_down, s->gate, m, s->tmp, L->b_down, n_threads);
-        run_stage(&rows, stage_ffn_residual, m, n_threads);
+        llv_parallel_rows(m, ROW_CHUNK, n_threads, stage_ffn_residual, &rows);
     }
 
     if (logits) {

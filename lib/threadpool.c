@@ -351,3 +351,32 @@ void llv_parallel_for(int64_t n, int n_threads, item_fn fn, void *ctx)
 }
 
 #endif
+
+/* ---- llv_parallel_rows (both back ends) ----------------------------------- */
+
+typedef struct {
+    void (*fn)(void *ctx, int64_t r0, int64_t r1);
+    void *ctx;
+    int64_t rows, chunk;
+} rows_job;
+
+static void rows_item(void *ctx, int64_t c, int slot)
+{
+    const rows_job *j = ctx;
+    (void)slot;
+    const int64_t r0 = c * j->chunk;
+    j->fn(j->ctx, r0, r0 + j->chunk < j->rows ? r0 + j->chunk : j->rows);
+}
+
+void llv_parallel_rows(int64_t rows, int64_t chunk, int n_threads, void (*fn)(void *ctx, int64_t r0, int64_t r1),
+                       void *ctx)
+{
+    if (rows <= 0)
+        return;
+    if (chunk < 1 || rows < 2 * chunk || n_threads < 2) {
+        fn(ctx, 0, rows);
+        return;
+    }
+    rows_job j = { fn, ctx, rows, chunk };
+    llv_parallel_for((rows + chunk - 1) / chunk, n_threads, rows_item, &j);
+}

@@ -23,6 +23,13 @@
  * (none could be created, after fork) the caller runs every item. */
 LLV_INTERNAL void llv_parallel_for(int64_t n, int n_threads, void (*fn)(void *ctx, int64_t i, int slot), void *ctx);
 
+/* Row-wise work over rows [0, rows): fn(ctx, r0, r1) on chunks of `chunk`
+ * rows through llv_parallel_for, or once over all rows on the calling
+ * thread when they make fewer than 2 chunks or n_threads < 2 (a decoded
+ * token's row is not worth waking threads for). */
+LLV_INTERNAL void llv_parallel_rows(int64_t rows, int64_t chunk, int n_threads,
+                                    void (*fn)(void *ctx, int64_t r0, int64_t r1), void *ctx);
+
 /* CPUs this process may run on (its affinity mask; at least 1). */
 LLV_INTERNAL int llv_cpu_count(void);
 

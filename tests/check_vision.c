@@ -134,6 +134,13 @@ START_TEST(test_golden_public)
     llava_embed *e2 = NULL;
     ck_assert_int_eq(llava_encode_image(v, pr, im, NULL, &e2), LLAVA_OK);
     ck_assert_mem_eq(llava_embed_data(e), llava_embed_data(e2), sizeof(float) * GOLD_TOKENS * GOLD_EMBD);
+    /* ... and so does 1 thread (the 577 rows' row-wise steps run in chunks on 2) */
+    llava_params *p1 = params_threads(1);
+    llava_embed *e3 = NULL;
+    ck_assert_int_eq(llava_encode_image(v, pr, im, p1, &e3), LLAVA_OK);
+    ck_assert_mem_eq(llava_embed_data(e), llava_embed_data(e3), sizeof(float) * GOLD_TOKENS * GOLD_EMBD);
+    llava_free_embed(e3);
+    llava_free_params(p1);
 
     free(gold);
     llava_free_embed(e);
