@@ -318,7 +318,6 @@ AVX2_INLINE void strip_q6_k(const uint8_t *P, int64_t b0, int64_t nblk, const ui
 /* Q8_0: codes widened to int16 (layout: kernels_i8.c), per k-pair one madd
  * per half and column into int32 sums, scaled once per 32-value block. The
  * activation pairs come from the side record (f32 dx, then 32 int16). */
-
 AVX2_INLINE void strip_q8_0(const uint8_t *P, int64_t b0, int64_t nblk, const uint8_t *xq, size_t xrb,
                             const uint8_t *side, size_t srb, float *y, int64_t ldy, int nr, const float *bias,
                             int first, const int NC)
