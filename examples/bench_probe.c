@@ -227,28 +227,25 @@ void bench_probe_bandwidth(int nt, double *copy_gbs, double *triad_gbs, double *
             a[i] = b[i] + 0.5f * c[i];
         double t2 = bench_now();
         float sum = 0;
+        double bytes = 0; /* counted by the threads that ran: OpenMP may give fewer than asked */
         float *const arrays[3] = { a, b, c };
 #ifdef _OPENMP
-        const int nth = nt > 0 ? nt : 1;
-#else
-        const int nth = 1;
-#endif
-        const long share = n / 32 / nth * 32; /* floats per thread and array, a multiple of 32 */
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nth) reduction(+ : sum)
+#pragma omp parallel num_threads(nt > 0 ? nt : 1) reduction(+ : sum, bytes)
 #endif
         {
 #ifdef _OPENMP
-            const int id = omp_get_thread_num();
+            const int id = omp_get_thread_num(), nth = omp_get_num_threads();
 #else
-            const int id = 0;
+            const int id = 0, nth = 1;
 #endif
+            const long share = n / 32 / nth * 32; /* floats per thread and array, a multiple of 32 */
             for (int k = 0; k < 3; k++)
                 sum += read_sum(arrays[k] + (long)id * share, share);
+            bytes += 3.0 * (double)share * sizeof(float);
         }
         double t3 = bench_now();
         double cp = 2.0 * n * sizeof(float) / (t1 - t0) * 1e-9, tr = 3.0 * n * sizeof(float) / (t2 - t1) * 1e-9;
-        double rd = 3.0 * (double)share * nth * sizeof(float) / (t3 - t2) * 1e-9;
+        double rd = bytes / (t3 - t2) * 1e-9;
         if (cp > *copy_gbs) *copy_gbs = cp;
         if (tr > *triad_gbs) *triad_gbs = tr;
         if (rd > *read_gbs) *read_gbs = rd;
