@@ -135,18 +135,6 @@ static void kv_chunk_f32(const attn_args *a, const void *base, int64_t j0, int n
     }
 }
 
-/* x = a*x + b; the fixed-length inner loop lets the compiler vectorize
- * (at -O2 it leaves loops of unknown length scalar: 35% of attend_group). */
-static void affine_f32(float *x, int n, float a, float b)
-{
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++)
-            x[i + l] = x[i + l] * a + b;
-    for (; i < n; i++)
-        x[i] = x[i] * a + b;
-}
-
 static float sum_f32(const float *x, int n)
 {
     float s8[8] = { 0 };
@@ -212,7 +200,7 @@ static void attend_group(const attn_args *a, const float *q, int64_t q_stride, f
         for (int r = r_first; r < R; r++) {
             float *sr = S + r * KB;
             const int vis = (int)LLV_MIN(nk, lim[r / G] - j0); /* >= 1: r >= r_first */
-            affine_f32(sr, vis, a->scale, 0.0f);
+            llv_affine_f32(sr, vis, a->scale, 0.0f);
             const float cmax = llv_max_f32(sr, vis);
             for (int jj = vis; jj < nk; jj++)
                 sr[jj] = 0.0f;
@@ -227,7 +215,7 @@ static void attend_group(const attn_args *a, const float *q, int64_t q_stride, f
                 ops->scale_f32(O + r * hd16, corr, hd16);
                 m[r] = cmax;
             }
-            affine_f32(sr, vis, 1.0f, -m[r]);
+            llv_affine_f32(sr, vis, 1.0f, -m[r]);
             ops->exp_f32(sr, vis);
             l[r] += sum_f32(sr, vis);
         }

@@ -115,6 +115,19 @@ void llv_layernorm(float *out, const float *x, const float *weight, const float 
     }
 }
 
+/* The fixed-length inner loop lets the compiler vectorize: at -O2 it leaves
+ * loops of unknown length scalar (that was 35% of the blocked attention's own
+ * time). x*1 + b and x*a + 0 round as x + b and x*a do. */
+void llv_affine_f32(float *x, int64_t n, float a, float b)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++)
+            x[i + l] = x[i + l] * a + b;
+    for (; i < n; i++)
+        x[i] = x[i] * a + b;
+}
+
 float llv_max_f32(const float *x, int64_t n)
 {
     float m8[8]; /* 8 partial maxima: independent compares, not one chain */
@@ -144,20 +157,17 @@ void llv_softmax(float *x, int64_t n)
      * were one dependent add per element (3.9% of an image encode, 577-wide
      * rows); max is order-free, the sum stays in double. */
     const float mx = llv_max_f32(x, n);
-    int64_t i;
-    for (i = 0; i < n; i++)
-        x[i] -= mx;
+    llv_affine_f32(x, n, 1.0f, -mx);
     llv_ops()->exp_f32(x, n);
     double s4[4] = { 0.0, 0.0, 0.0, 0.0 };
+    int64_t i;
     for (i = 0; i + 4 <= n; i += 4)
         for (int l = 0; l < 4; l++)
             s4[l] += x[i + l];
     double sum = (s4[0] + s4[1]) + (s4[2] + s4[3]);
     for (; i < n; i++)
         sum += x[i];
-    float inv = (float)(1.0 / sum);
-    for (i = 0; i < n; i++)
-        x[i] *= inv;
+    llv_ops()->scale_f32(x, (float)(1.0 / sum), n);
 }
 
 /* ---- activations ----------------------------------------------------- */

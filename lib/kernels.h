@@ -49,6 +49,8 @@ LLV_INTERNAL void llv_matmul_ref(const llv_weight *w, const float *x, int64_t n_
 LLV_INTERNAL void llv_rmsnorm(float *out, const float *x, const float *weight, int64_t n, float eps);
 LLV_INTERNAL void llv_layernorm(float *out, const float *x, const float *weight, const float *bias,
                                 int64_t n, float eps);
+/* x[i] = a*x[i] + b over n floats. */
+LLV_INTERNAL void llv_affine_f32(float *x, int64_t n, float a, float b);
 /* The largest of x[0..n) (n >= 1; order-free; a NaN is skipped, except in x[0], which starts every lane). */
 LLV_INTERNAL float llv_max_f32(const float *x, int64_t n);
 LLV_INTERNAL void llv_softmax(float *x, int64_t n);
