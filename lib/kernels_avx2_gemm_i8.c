@@ -355,7 +355,8 @@ AVX2_INLINE void strip_q8_0(const uint8_t *P, int64_t b0, int64_t nblk, const ui
         store_rows(y + (size_t)c * ldy, nr, a0[c], a1[c], bias, first);
 }
 
-/* strip_q8_0 for exactly 3 columns with named accumulators (as q4_0_3). */
+/* strip_q8_0 for exactly 3 columns with named accumulators, as q4_0_3: per
+ * core from L1, 126.5 GOP/s against 120-122 for strip_q8_0 with NC = 3. */
 static AVX2 void q8_0_3(const uint8_t *P, int64_t b0, int64_t nblk, const uint8_t *xq, size_t xrb,
                         const uint8_t *side, size_t srb, float *y, int64_t ldy, int nr, const float *bias, int first)
 {

@@ -374,21 +374,20 @@ static void gemm_panel_packed(const llv_kernel_ops *ops, const llv_weight *w, in
 
 /* ---- integer GEMM ------------------------------------------------------------ */
 
-/* Weight rows per panel of the integer GEMM (a multiple of LLV_I8_ROWS) and
- * its K chunk. One strip per panel and long chunks: each strip call then
- * does 4x the work of the former 32 x 512 (its accumulator set-up and
- * stores amortized; Q6_K chunks went from 2 to 8 blocks). The packed
+/* The K chunk of the integer GEMM, whose work item (panel) is one strip of
+ * LLV_I8_ROWS weight rows. One strip per panel and long chunks: each strip
+ * call does 4x the work of the former 32 rows x 512 (its accumulator set-up
+ * and stores amortized; Q6_K chunks went from 2 to 8 blocks). The packed
  * strip (Q4_0 37 KB, Q8_0 70 KB) is re-read from L2 for every 3 activation
  * rows. 2048 x 5632 x 512, 2 threads, GF/s: Q4_0 360 -> 377-397, Q4_K
  * 370-379 -> 376-408, Q6_K 272-282 -> 322-325, Q8_0 229 -> 231. */
-#define I8_PANEL 16
 #define I8_KC 2048
 
 /* Quantized weights with an ISA strip kernel (kernels_i8.c): the activation
  * rows are quantized once to Q8_0/Q8_K (exactly as the integer GEMV does,
- * same error bound), then each thread takes panels of I8_PANEL weight rows;
- * per K chunk it repacks the panel (llv_i8_pack) and sweeps all activation
- * rows, LLV_I8_COLS at a time, against each strip of LLV_I8_ROWS rows.
+ * same error bound), then each thread takes strips of LLV_I8_ROWS weight
+ * rows; per K chunk it repacks the strip (llv_i8_pack) and sweeps all
+ * activation rows against it, LLV_I8_COLS at a time.
  * partner = activation_partner(w) >= 0. Returns false when the ISA has no
  * strip for the type or memory runs out (caller falls back). */
 static int int8_gemm = 1;
@@ -420,24 +419,17 @@ static void gemm_i8_panel(void *ctx, int64_t p, int slot)
 {
     const gemm_i8_job *j = ctx;
     const llv_weight *w = j->w;
-    const int64_t n_out = w->n_out, n_rows = j->n_rows, o0 = p * I8_PANEL;
-    const int nb = (int)LLV_MIN(I8_PANEL, n_out - o0);
+    const int64_t n_out = w->n_out, n_rows = j->n_rows, o0 = p * LLV_I8_ROWS;
+    const int nr = (int)LLV_MIN(LLV_I8_ROWS, n_out - o0);
     const int64_t blk = llv_i8_block(w->type), n_blk = w->n_in / blk, chunk = I8_KC / blk;
-    const size_t strip_bytes = (size_t)chunk * llv_i8_packed_block_bytes(w->type);
     uint8_t *pk = j->packs + (size_t)slot * j->pack_bytes;
     for (int64_t b0 = 0; b0 < n_blk; b0 += chunk) {
         const int64_t nblk = LLV_MIN(chunk, n_blk - b0);
-        for (int s = 0; s * LLV_I8_ROWS < nb; s++)
-            j->pack(w->type, wrow(w, o0 + s * LLV_I8_ROWS), w->row_bytes, LLV_MIN(LLV_I8_ROWS, nb - s * LLV_I8_ROWS),
-                    b0, nblk, pk + s * strip_bytes);
-        for (int64_t m0 = 0; m0 < n_rows; m0 += LLV_I8_COLS) {
-            const int nc = (int)LLV_MIN(LLV_I8_COLS, n_rows - m0);
-            for (int s = 0; s * LLV_I8_ROWS < nb; s++)
-                j->ops->gemm_i8(w->type, pk + s * strip_bytes, b0, nblk, j->xq + (size_t)m0 * j->xrb, j->xrb,
-                                j->side + (size_t)m0 * j->srb, j->srb, nc, j->y + m0 * n_out + o0 + s * LLV_I8_ROWS,
-                                n_out, LLV_MIN(LLV_I8_ROWS, nb - s * LLV_I8_ROWS),
-                                j->bias ? j->bias + o0 + s * LLV_I8_ROWS : NULL, b0 == 0);
-        }
+        j->pack(w->type, wrow(w, o0), w->row_bytes, nr, b0, nblk, pk);
+        for (int64_t m0 = 0; m0 < n_rows; m0 += LLV_I8_COLS)
+            j->ops->gemm_i8(w->type, pk, b0, nblk, j->xq + (size_t)m0 * j->xrb, j->xrb, j->side + (size_t)m0 * j->srb,
+                            j->srb, (int)LLV_MIN(LLV_I8_COLS, n_rows - m0), j->y + m0 * n_out + o0, n_out, nr,
+                            j->bias ? j->bias + o0 : NULL, b0 == 0);
     }
 }
 
@@ -449,8 +441,8 @@ static bool gemm_i8(const llv_kernel_ops *ops, const llv_weight *w, int partner,
     const int64_t blk = llv_i8_block(w->type);
     size_t xrb, xq_bytes, side_bytes, total;
     const size_t srb = (size_t)(w->n_in / blk) * llv_i8_side_block_bytes(w->type);
-    const size_t pack_bytes = (size_t)(I8_PANEL / LLV_I8_ROWS) * (size_t)(I8_KC / blk) * llv_i8_packed_block_bytes(w->type);
-    const int64_t n_panels = (w->n_out + I8_PANEL - 1) / I8_PANEL;
+    const size_t pack_bytes = (size_t)(I8_KC / blk) * llv_i8_packed_block_bytes(w->type);
+    const int64_t n_panels = (w->n_out + LLV_I8_ROWS - 1) / LLV_I8_ROWS;
     if (n_threads > n_panels)
         n_threads = (int)n_panels;
     if (w->n_in % blk || !llv_row_bytes(partner, w->n_in, &xrb) ||
@@ -461,7 +453,7 @@ static bool gemm_i8(const llv_kernel_ops *ops, const llv_weight *w, int partner,
     uint8_t *buf = llv_malloc_aligned(total);
     if (!buf)
         return false;
-    /* packs first: pack_bytes is a multiple of 64, so every slot's strips stay aligned */
+    /* packs first: pack_bytes is a multiple of 64, so every slot's strip stays aligned */
     gemm_i8_job job = { ops, w, x, bias, y, buf + pack_bytes * (size_t)n_threads + side_bytes,
                         buf + pack_bytes * (size_t)n_threads, buf, xrb, srb, pack_bytes, n_rows, partner,
                         ops->gemm_i8_pack ? ops->gemm_i8_pack : llv_i8_pack };
