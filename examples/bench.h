@@ -7,6 +7,7 @@
  *   bench_child.c       one scenario in a child process (public API only)
  *   bench_scenarios.c   option parsing, spawning children, --make
  *   bench_report.c      min/median, Markdown table, JSON
+ *   bench_llamacpp.c    --llama-bench: llama.cpp's llama-bench on the same files
  */
 #ifndef LLAVA_BENCH_H
 #define LLAVA_BENCH_H
@@ -93,6 +94,32 @@ typedef struct bench_config {
  * public API and print "key value" lines to stdout. */
 int bench_child_main(int argc, char **argv);
 
+/* ---- llama.cpp on the same files (bench_llamacpp.c) ---- */
+
+typedef struct bench_llamacpp {
+    int ran;          /* llama-bench was run for this result */
+    double tok_s;     /* its avg_ts (mean tokens/s over its runs); 0 if it failed */
+    char commit[48];  /* its build_commit */
+    char error[256];  /* why it failed, or "" */
+} bench_llamacpp;
+
+/* Read llama-bench's `-o csv` output (a header line, then one row per
+ * test) and take avg_ts and build_commit from the first row. Returns 0, or
+ * -1 with a message in err. */
+int bench_llamacpp_parse_csv(FILE *f, bench_llamacpp *out, char *err, size_t err_size);
+/* Run llama-bench (exe) on model for the prefill or decode scenario of cfg
+ * and fill *out (out->error says why on failure). Returns 0 or -1. */
+int bench_llamacpp_run(const char *exe, const bench_config *cfg, int stage, const char *model, bench_llamacpp *out);
+
+/* ---- processes (bench_scenarios.c) ---- */
+
+/* Start exe (a path, or a name searched on PATH) with its stdout on a pipe
+ * read through *out; returns its pid, or -1. */
+int bench_spawn_reader(const char *exe, char *const argv[], FILE **out);
+/* Wait for pid: its exit status (-1 if it did not exit normally); its peak
+ * RSS in KiB into *rss_kb if not NULL. */
+int bench_wait(int pid, long *rss_kb);
+
 /* ---- results (bench_report.c) ---- */
 
 #define BENCH_MAX_RUNS 64
@@ -121,6 +148,8 @@ typedef struct bench_result {
     double model_bytes, kv_bytes, expected_bytes; /* files, KV cache, sum */
     double rss_ratio;              /* peak RSS / expected */
     const char *anchor;            /* llama.cpp figure from issue 8, or "" */
+    bench_llamacpp llama;          /* --llama-bench: llama.cpp on the same file, same machine */
+    double llama_ratio;            /* value_median / llama.tok_s (prefill, decode), or NaN */
 } bench_result;
 
 typedef struct bench_machine {

@@ -94,6 +94,7 @@ void bench_result_finish(bench_result *r, const bench_machine *mach)
         }
     }
     r->fraction = r->limit > 0 ? r->achieved / r->limit : NAN;
+    r->llama_ratio = r->llama.tok_s > 0 ? r->value_median / r->llama.tok_s : NAN;
     r->expected_bytes = r->model_bytes + r->kv_bytes;
     r->rss_ratio = r->expected_bytes > 0 ? (double)r->peak_rss_bytes / r->expected_bytes : NAN;
 }
@@ -154,23 +155,46 @@ static const char *weights_label(const bench_result *r, char *buf, size_t size)
     return buf;
 }
 
+/* The --llama-bench cell: its tok/s and our median over it. */
+static const char *llama_cell(const bench_result *r, char *buf, size_t size)
+{
+    if (!r->llama.ran)
+        snprintf(buf, size, "-");
+    else if (r->llama.error[0])
+        snprintf(buf, size, "failed");
+    else
+        snprintf(buf, size, "%.1f tok/s (%.2fx)", r->llama.tok_s, r->llama_ratio);
+    return buf;
+}
+
 void bench_print_table(FILE *f, const bench_result *r, int n, const bench_machine *mach, const bench_config *cfg)
 {
+    int with_llama = 0;
+    const char *commit = "";
+    for (int i = 0; i < n; i++)
+        if (r[i].llama.ran) {
+            with_llama = 1;
+            if (r[i].llama.commit[0]) commit = r[i].llama.commit;
+        }
     fprintf(f, "| stage | model | weights | result: best (median) | unit | achieved | fraction of limit "
-               "| peak RSS (x files+KV) | llama.cpp anchor (issue 8) |\n");
-    fprintf(f, "|---|---|---|---:|---|---:|---:|---:|---|\n");
+               "| peak RSS (x files+KV) |%s llama.cpp anchor (issue 8) |\n",
+            with_llama ? " llama.cpp here (libllava median / it) |" : "");
+    fprintf(f, "|---|---|---|---:|---|---:|---:|---:|%s---|\n", with_llama ? "---:|" : "");
     for (int i = 0; i < n; i++) {
+        char lc[64];
         char st[64], ml[300], wl[80];
         const char *prec = r[i].stage == BENCH_ENCODE || r[i].stage == BENCH_TTFT ? "%.2f (%.2f)" : "%.1f (%.1f)";
         char res[64];
         snprintf(res, sizeof res, prec, r[i].value_best, r[i].value_median);
-        fprintf(f, "| %s | %s | %s | %s | %s | %.1f %s | %.0f%% %s | %.2f GiB (%.2fx) | %s |\n",
+        fprintf(f, "| %s | %s | %s | %s | %s | %.1f %s | %.0f%% %s | %.2f GiB (%.2fx) |",
                 stage_label(&r[i], st, sizeof st), model_label(&r[i], ml, sizeof ml),
                 weights_label(&r[i], wl, sizeof wl), res, r[i].unit, r[i].achieved, r[i].achieved_unit,
                 100.0 * r[i].fraction,
                 limit_label(&r[i]),
-                (double)r[i].peak_rss_bytes / (1024.0 * 1024 * 1024), r[i].rss_ratio,
-                r[i].anchor[0] ? r[i].anchor : "-");
+                (double)r[i].peak_rss_bytes / (1024.0 * 1024 * 1024), r[i].rss_ratio);
+        if (with_llama)
+            fprintf(f, " %s |", llama_cell(&r[i], lc, sizeof lc));
+        fprintf(f, " %s |\n", r[i].anchor[0] ? r[i].anchor : "-");
     }
     fprintf(f, "\nlibllava %s, %d thread(s), %d run(s) per row after %s; isa %s. Limits probed on this machine "
                "with %d thread(s), best of before and after the runs: FMA peak %.1f GFLOP/s, int8 peak %.1f GOP/s "
@@ -184,6 +208,11 @@ void bench_print_table(FILE *f, const bench_result *r, int n, const bench_machin
             llava_version_string(), cfg->threads, cfg->repeats, cfg->warmup ? "a warm-up" : "no warm-up",
             mach->isa, mach->threads, mach->fma_gflops, mach->int8_gops, mach->int16_gops, mach->read_gbs,
             mach->triad_gbs, mach->copy_gbs);
+    if (with_llama)
+        fprintf(f, "llama.cpp here: its llama-bench (build commit %s) on the same file right after each row, with the "
+                   "same threads and runs (-p %d for prefill; -n %d -d %d for decode), mean tok/s over its runs "
+                   "after its warm-up; the ratio is libllava's median over that mean.\n",
+                commit[0] ? commit : "unknown", cfg->prefill_tokens, cfg->decode_tokens, cfg->prompt_tokens);
     for (int i = 0; i < n; i++)
         if (r[i].stage == BENCH_TTFT)
             fprintf(f, "ttft %s (medians): image encode %.2f s + prefill of %lld positions %.2f s + first sample "
@@ -327,6 +356,20 @@ int bench_write_json(const char *path, const bench_result *r, int n, const bench
         json_num(f, x->rss_ratio);
         fputs(",\n      \"llama_cpp_anchor\": ", f);
         json_str(f, x->anchor);
+        fputs(",\n      \"llama_cpp_here\": ", f);
+        if (!x->llama.ran) {
+            fputs("null", f);
+        } else {
+            fputs("{\"tok_s\": ", f);
+            json_num(f, x->llama.error[0] ? NAN : x->llama.tok_s);
+            fputs(", \"ratio_median\": ", f);
+            json_num(f, x->llama_ratio);
+            fputs(", \"build_commit\": ", f);
+            json_str(f, x->llama.commit);
+            fputs(", \"error\": ", f);
+            json_str(f, x->llama.error);
+            fputc('}', f);
+        }
         fprintf(f, "\n    }%s\n", i + 1 < n ? "," : "");
     }
     fputs("  ]\n}\n", f);

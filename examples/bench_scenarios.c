@@ -2,8 +2,9 @@
  * bench_scenarios.c - the end-to-end commands of llava-bench: encode,
  * prefill, decode, ttft and all/table. Each scenario runs in a child
  * process (this same binary, hidden `__child` command, see bench_child.c)
- * so that its peak RSS (the child's VmHWM) belongs to that scenario alone. `--make DIR` writes the models with
- * llava-mkmodel and llava-quantize.
+ * so that its peak RSS (the child's VmHWM) belongs to that scenario alone.
+ * `--make DIR` writes the models with llava-mkmodel and llava-quantize;
+ * `--llama-bench PATH` runs llama.cpp on the same files (bench_llamacpp.c).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -34,7 +35,7 @@ typedef struct scen_opts {
     const char *lm_paths[MAX_LMS];
     int n_lm;
     const char *mmproj_path;
-    const char *models_dir, *make_dir, *make_preset, *vocab, *make_types, *json_path, *ttft_lm;
+    const char *models_dir, *make_dir, *make_preset, *vocab, *make_types, *json_path, *ttft_lm, *llama_bench;
     char made[MAX_LMS + 1][PATH_MAX]; /* paths written by --make */
 } scen_opts;
 
@@ -63,6 +64,9 @@ static void usage(FILE *f, const char *cmd)
             "  --question N      text tokens after the image for ttft (default 30)\n"
             "  --ttft-lm FILE    run ttft with this one of the LMs only (default: with every LM)\n"
             "  --json FILE       also write the results as JSON\n"
+            "  --llama-bench P   after each prefill and decode scenario, run llama.cpp's llama-bench (path P)\n"
+            "                    on the same file with the same threads, runs and token counts (decode: -d for\n"
+            "                    the prompt; needs a llama-bench with -d) and add its tok/s and our ratio\n"
             "The Markdown table goes to stdout, progress to stderr.\n",
             cmd);
 }
@@ -96,6 +100,7 @@ static int parse_opts(scen_opts *o, const char *cmd, int argc, char **argv)
         else if (!strcmp(a, "--vocab") && v) o->vocab = v;
         else if (!strcmp(a, "--json") && v) o->json_path = v;
         else if (!strcmp(a, "--ttft-lm") && v) o->ttft_lm = v;
+        else if (!strcmp(a, "--llama-bench") && v) o->llama_bench = v;
         else if (!strcmp(a, "-r") && v) bad = parse_int(v, 1, BENCH_MAX_RUNS, &o->cfg.repeats);
         else if (!strcmp(a, "--threads") && v) bad = parse_int(v, 1, 1024, &o->cfg.threads);
         else if (!strcmp(a, "-p") && v) bad = parse_int(v, 1, 1 << 20, &o->cfg.prefill_tokens);
@@ -149,7 +154,27 @@ static int run_process(const char *exe, char *const argv[], int stdout_fd)
     return (int)pid; /* caller waits */
 }
 
-static int wait_process(pid_t pid, long *rss_kb)
+int bench_spawn_reader(const char *exe, char *const argv[], FILE **out)
+{
+    int fds[2];
+    *out = NULL;
+    if (pipe(fds) != 0) return -1;
+    fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+    const int pid = run_process(exe, argv, fds[1]);
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (!(*out = fdopen(fds[0], "r"))) {
+        close(fds[0]);
+        bench_wait(pid, NULL);
+        return -1;
+    }
+    return pid;
+}
+
+int bench_wait(int pid, long *rss_kb)
 {
     int status;
     struct rusage ru;
@@ -184,7 +209,7 @@ static int run_tool(char *const argv[])
     fputc('\n', stderr);
     int pid = run_process(NULL, argv, -1);
     if (pid < 0) return -1;
-    int st = wait_process(pid, NULL);
+    int st = bench_wait(pid, NULL);
     if (st != 0) fprintf(stderr, "llava-bench: %s failed (exit status %d)\n", argv[0], st);
     return st == 0 ? 0 : -1;
 }
@@ -342,24 +367,17 @@ static int run_scenario(const scen_opts *o, int stage, const bench_model *lm, co
     for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++) argv[k++] = rest[i];
     argv[k] = NULL;
 
-    int fds[2];
-    if (pipe(fds) != 0) return -1;
-    fcntl(fds[0], F_SETFD, FD_CLOEXEC);
-    int pid = run_process("/proc/self/exe", argv, fds[1]);
-    if (pid < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        return -1;
-    }
+    FILE *f = NULL;
+    const int pid = bench_spawn_reader("/proc/self/exe", argv, &f);
+    if (pid < 0) return -1;
     memset(r, 0, sizeof *r);
     r->stage = stage;
     r->lm = lm;
     r->mmproj = mmproj;
     double enc[BENCH_MAX_RUNS], pre[BENCH_MAX_RUNS], smp[BENCH_MAX_RUNS];
     int64_t decode_p0 = 0, kv_elem = 2, vmhwm_kb = -1;
-    FILE *f = fdopen(fds[0], "r");
     char line[256];
-    while (f && fgets(line, sizeof line, f)) {
+    while (fgets(line, sizeof line, f)) {
         int i;
         double t, a, b, c;
         long long v;
@@ -377,10 +395,9 @@ static int run_scenario(const scen_opts *o, int stage, const bench_model *lm, co
         else if (sscanf(line, "question_tokens %lld", &v) == 1) r->question_tokens = v;
         else if (sscanf(line, "vmhwm_kb %lld", &v) == 1) vmhwm_kb = v;
     }
-    if (f) fclose(f);
-    else close(fds[0]);
+    fclose(f);
     long rss_kb = 0;
-    int st = wait_process(pid, &rss_kb);
+    int st = bench_wait(pid, &rss_kb);
     if (st != 0 || r->n_runs != o->cfg.repeats) {
         fprintf(stderr, "llava-bench: %s scenario failed (exit status %d, %d of %d runs)\n", bench_stage_name(stage),
                 st, r->n_runs, o->cfg.repeats);
@@ -419,6 +436,10 @@ static int run_scenario(const scen_opts *o, int stage, const bench_model *lm, co
         r->model_bytes += (double)lm->file_bytes;
         r->kv_bytes = bench_kv_bytes(lm, r->n_ctx, (int)kv_elem);
     }
+    /* llama.cpp right after, on the same file: same minutes, same machine
+     * state (a failure is reported in the table and the exit status) */
+    if (o->llama_bench && (stage == BENCH_PREFILL || stage == BENCH_DECODE))
+        bench_llamacpp_run(o->llama_bench, &o->cfg, stage, lm->path, &r->llama);
     bench_result_finish(r, mach);
     return 0;
 }
@@ -487,8 +508,10 @@ int bench_scenarios_main(unsigned stage_mask, const char *cmd, int argc, char **
             if (stage == BENCH_TTFT && o.ttft_lm && strcmp(o.ttft_lm, ms.lms[i].path) &&
                 strcmp(o.ttft_lm, ms.lms[i].name))
                 continue;
-            if (run_scenario(&o, stage, &ms.lms[i], stage == BENCH_TTFT ? mm : NULL, &mach, &results[nr]) == 0) nr++;
-            else failed++;
+            if (run_scenario(&o, stage, &ms.lms[i], stage == BENCH_TTFT ? mm : NULL, &mach, &results[nr]) == 0)
+                failed += results[nr++].llama.error[0] != '\0';
+            else
+                failed++;
         }
     }
     /* Probe again and keep the best: on a shared machine a probe taken in

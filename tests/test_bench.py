@@ -15,6 +15,12 @@ Checked: token counts equal what was asked (read back from the session by
 the child), FLOPs per run and weight bytes per decoded token, KV cache
 bytes, file sizes, min/median/value/fraction arithmetic, RSS at least the
 files. No timing assertions.
+
+--llama-bench is run against a stand-in llama-bench (a script written here)
+that logs its arguments and prints llama-bench's CSV with a tokens/s value
+made from them: checked are the arguments each scenario passes, the parsing
+(quoted fields with commas and doubled quotes), the ratio, and that a
+failing or garbled llama-bench marks its row "failed" and the exit status.
 """
 import json
 import os
@@ -77,6 +83,43 @@ def close(a, b, rel=1e-6):
     return a is not None and b is not None and abs(a - b) <= rel * max(abs(a), abs(b), 1e-30)
 
 
+# A stand-in for llama.cpp's llama-bench: logs its argv (JSON lines) to
+# $FAKE_LOG and prints the CSV header and one row like llama-bench -o csv,
+# with avg_ts = 1000 + n_prompt + 7 * n_gen. $FAKE_MODE: "fail" exits 3,
+# "garble" prints no avg_ts column.
+FAKE_LLAMA_BENCH = r'''#!/usr/bin/python3
+import json, os, sys
+args = sys.argv[1:]
+with open(os.environ["FAKE_LOG"], "a") as f:
+    f.write(json.dumps(args) + "\n")
+mode = os.environ.get("FAKE_MODE", "")
+if mode == "fail":
+    sys.exit(3)
+opt = dict(zip(args[::2], args[1::2]))
+p, n = int(opt["-p"]), int(opt["-n"])
+if mode == "garble":
+    print("build_commit,n_prompt")
+    print('"abc1234","%d"' % p)
+    sys.exit(0)
+print("build_commit,build_number,cpu_info,model_filename,n_prompt,n_gen,n_depth,avg_ns,stddev_ns,avg_ts,stddev_ts")
+print('"abc1234","1","AMD EPYC, 2 cores ""fake""","%s","%d","%d","%s","1","0","%r","0.5"'
+      % (opt["-m"], p, n, opt["-d"], 1000.0 + p + 7 * n))
+'''
+
+
+def fake_llama_bench(tmp):
+    path = os.path.join(tmp, "fake-llama-bench")
+    with open(path, "w") as f:
+        f.write(FAKE_LLAMA_BENCH)
+    os.chmod(path, 0o755)
+    return path
+
+
+def read_log(path):
+    with open(path) as f:
+        return [json.loads(l) for l in f]
+
+
 def main():
     if not os.access(BENCH, os.X_OK):
         print("skip: no", BENCH)
@@ -84,10 +127,12 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         models = os.path.join(tmp, "models")
         out_json = os.path.join(tmp, "bench.json")
+        fake, fake_log = fake_llama_bench(tmp), os.path.join(tmp, "fake.log")
+        env = dict(os.environ, FAKE_LOG=fake_log)
         cmd = [BENCH, "all", "--make", models, "--make-preset", "tiny", "--make-types", "q8_0,q4_0",
                "-r", str(RUNS), "--threads", "2", "-p", str(P_TOK), "-n", str(N_TOK),
-               "--prompt", str(PROMPT), "--question", str(QUESTION), "--json", out_json]
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
+               "--prompt", str(PROMPT), "--question", str(QUESTION), "--json", out_json, "--llama-bench", fake]
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600, env=env)
         sys.stderr.write(proc.stderr)
         if proc.returncode != 0:
             print("FAIL: llava-bench exited with", proc.returncode)
@@ -173,9 +218,51 @@ def main():
                 check(close(r["value_best"], r["time_min_s"]), tag + ": seconds = min time")
             if st != "decode":
                 check(close(r["achieved"], r["flops_per_run"] / r["time_min_s"] * 1e-9), tag + ": GFLOP/s")
+            here = r["llama_cpp_here"]
+            if st in ("prefill", "decode"):
+                want_ts = 1000.0 + (P_TOK if st == "prefill" else 7 * N_TOK)
+                check(here is not None and here["error"] == "" and here["tok_s"] == want_ts,
+                      tag + ": llama-bench tok/s %r, want %r" % (here, want_ts))
+                check(here is not None and here["build_commit"] == "abc1234", tag + ": llama-bench build commit")
+                check(here is not None and close(here["ratio_median"], r["value_median"] / want_ts),
+                      tag + ": ratio = our median / llama-bench")
+            else:
+                check(here is None, tag + ": llama-bench not run for " + st)
 
         rows = [l for l in proc.stdout.splitlines() if l.startswith("| ") and not l.startswith("| stage")]
         check(len(rows) == len(res), "one Markdown row per result")
+        for row, r in zip(rows, res):
+            cell = row.split(" | ")[-2]  # the llama.cpp-here column, before the anchor
+            if r["stage"] in ("prefill", "decode"):
+                want = "%.1f tok/s (%.2fx)" % (r["llama_cpp_here"]["tok_s"], r["llama_cpp_here"]["ratio_median"])
+                check(cell == want, "table cell %r, want %r" % (cell, want))
+            else:
+                check(cell == "-", "table cell %r for %s" % (cell, r["stage"]))
+
+        # the arguments: one llama-bench run per prefill and decode row, in order
+        want_args = []
+        for r in res:
+            if r["stage"] in ("prefill", "decode"):
+                p, n, d = (P_TOK, 0, 0) if r["stage"] == "prefill" else (0, N_TOK, PROMPT)
+                want_args.append(["-m", r["lm"]["path"], "-t", "2", "-r", str(RUNS), "-p", str(p), "-n", str(n),
+                                  "-d", str(d), "-ngl", "0", "-o", "csv"])
+        got_args = read_log(fake_log)
+        check(got_args == want_args, "llama-bench arguments:\n%r\nwant\n%r" % (got_args, want_args))
+
+        # a llama-bench that fails or prints something else: the row says so, exit status 1
+        q8 = os.path.join(models, "tiny-q8_0.gguf")
+        for mode in ("fail", "garble"):
+            bad_json = os.path.join(tmp, mode + ".json")
+            bad = subprocess.run([BENCH, "prefill", "--lm", q8, "-r", "1", "--threads", "1", "-p", "8",
+                                  "--no-warmup", "--llama-bench", fake, "--json", bad_json],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600,
+                                 env=dict(env, FAKE_MODE=mode))
+            check(bad.returncode == 1, "%s llama-bench: exit status %d, want 1" % (mode, bad.returncode))
+            rows = [l for l in bad.stdout.splitlines() if l.startswith("| prefill")]
+            check(len(rows) == 1 and rows[0].split(" | ")[-2] == "failed", "%s llama-bench: row %r" % (mode, rows))
+            with open(bad_json) as f:
+                here = json.load(f)["results"][0]["llama_cpp_here"]
+            check(here["tok_s"] is None and here["error"] != "", "%s llama-bench: JSON %r" % (mode, here))
 
         bad = subprocess.run([BENCH, "prefill"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         check(bad.returncode == 2, "no models: exit status 2")
