@@ -35,7 +35,7 @@ int bench_default_threads(void)
 #include <immintrin.h>
 /* 12 independent FMA chains per thread (enough to cover FMA latency x
  * throughput on current x86 cores); returns the flops done. */
-__attribute__((target("avx2,fma"))) static double fma_loop(long iters)
+__attribute__((target("avx2,fma"))) static double fma_loop_avx2(long iters)
 {
     __m256 a[12];
     const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
@@ -62,7 +62,7 @@ __attribute__((target("avx2,fma"))) static double fma_loop(long iters)
  * 2.1 G vpmaddubsw/s per core against 5.3 G here: that pattern is bound by
  * latency, not throughput.) Returns the integer operations done, 2 per
  * product, as FLOPs count. */
-__attribute__((target("avx2"))) static double int8_loop(long iters)
+__attribute__((target("avx2"))) static double int8_loop_avx2(long iters)
 {
     __m256i x0 = _mm256_set1_epi8(1), x1 = _mm256_set1_epi8(2), w0 = _mm256_set1_epi8(3), w1 = _mm256_set1_epi8(5);
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
@@ -84,7 +84,7 @@ __attribute__((target("avx2"))) static double int8_loop(long iters)
 /* The Q8_0 integer GEMM's inner step (vpmaddwd: 16 s16 x s16 products
  * summed in pairs, then a 32-bit add), 6 accumulators, operands opaque as
  * in int8_loop. */
-__attribute__((target("avx2"))) static double int16_loop(long iters)
+__attribute__((target("avx2"))) static double int16_loop_avx2(long iters)
 {
     __m256i x0 = _mm256_set1_epi16(1), x1 = _mm256_set1_epi16(2), w0 = _mm256_set1_epi16(3), w1 = _mm256_set1_epi16(5);
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
@@ -106,7 +106,7 @@ __attribute__((target("avx2"))) static double int16_loop(long iters)
 /* Sum of n floats (n a multiple of 32) as 4 vector chains, prefetching
  * 4 KiB ahead as the decode GEMV does: a read-only stream, the access
  * pattern of decode's weights. */
-__attribute__((target("avx2"))) static float read_sum(const float *p, long n)
+__attribute__((target("avx2"))) static float read_sum_avx2(const float *p, long n)
 {
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     for (long i = 0; i < n; i += 32) {
@@ -126,8 +126,15 @@ int bench_have_avx2_fma(void)
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
+#define HAVE_AVX2_LOOPS 1
 #else
-static double fma_loop(long iters)
+int bench_have_avx2_fma(void) { return 0; }
+#define HAVE_AVX2_LOOPS 0
+#endif
+
+/* Portable loops: the probes on CPUs without AVX2+FMA (the library then
+ * runs its generic kernels too), and on other architectures. */
+static double fma_loop_plain(long iters)
 {
     float a[8] = {0};
     for (long it = 0; it < iters; it++)
@@ -137,8 +144,7 @@ static double fma_loop(long iters)
     (void)sink;
     return (double)iters * 8 * 2;
 }
-int bench_have_avx2_fma(void) { return 0; }
-static float read_sum(const float *p, long n)
+static float read_sum_plain(const float *p, long n)
 {
     float s[8] = {0};
     for (long i = 0; i < n; i += 8)
@@ -146,7 +152,7 @@ static float read_sum(const float *p, long n)
             s[l] += p[i + l];
     return s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
 }
-static double int8_loop(long iters)
+static double int8_loop_plain(long iters)
 {
     int a[8] = {0};
     for (long it = 0; it < iters; it++)
@@ -156,7 +162,7 @@ static double int8_loop(long iters)
     (void)sink;
     return (double)iters * 8 * 2;
 }
-static double int16_loop(long iters)
+static double int16_loop_plain(long iters)
 {
     int a[8] = {0};
     for (long it = 0; it < iters; it++)
@@ -166,7 +172,19 @@ static double int16_loop(long iters)
     (void)sink;
     return (double)iters * 8 * 2;
 }
+
+/* The AVX2 loops where the CPU runs them, else the portable ones: an x86-64
+ * build must not fault with SIGILL on a CPU without AVX2 (checked under
+ * qemu-x86_64 -cpu Nehalem). */
+#if HAVE_AVX2_LOOPS
+#define PICK(name) (bench_have_avx2_fma() ? name##_avx2 : name##_plain)
+#else
+#define PICK(name) name##_plain
 #endif
+static double fma_loop(long iters) { return PICK(fma_loop)(iters); }
+static double int8_loop(long iters) { return PICK(int8_loop)(iters); }
+static double int16_loop(long iters) { return PICK(int16_loop)(iters); }
+static float read_sum(const float *p, long n) { return PICK(read_sum)(p, n); }
 
 /* Best of 3 of nt threads each running loop(iters): operations per second
  * in G (loop returns the operations it did). */
