@@ -5,7 +5,8 @@
  * (issue 8 quotes llama.cpp figures from another machine).
  *
  * The scenarios map onto llama-bench's tests:
- *   prefill P tokens        -> -p P -n 0        (its "ppP")
+ *   prefill P tokens        -> -p P -n 0        (its "ppP"; no -d, so any
+ *                                                llama-bench runs it)
  *   decode N after a prompt -> -p 0 -n N -d D   (its "tgN" at depth D, the
  *                              prompt's D positions already in the cache)
  * both with -t THREADS -r RUNS -ngl 0 (CPU only) -o csv. llama-bench warms
@@ -94,9 +95,17 @@ int bench_llamacpp_run(const char *exe, const bench_config *cfg, int stage, cons
     snprintf(rep, sizeof rep, "%d", cfg->repeats);
     snprintf(p, sizeof p, "%d", stage == BENCH_PREFILL ? cfg->prefill_tokens : 0);
     snprintf(n, sizeof n, "%d", stage == BENCH_DECODE ? cfg->decode_tokens : 0);
-    snprintf(d, sizeof d, "%d", stage == BENCH_DECODE ? cfg->prompt_tokens : 0);
-    char *argv[] = { (char *)exe, "-m", (char *)model, "-t", thr, "-r", rep, "-p", p, "-n", n, "-d", d,
-                     "-ngl", "0", "-o", "csv", NULL };
+    snprintf(d, sizeof d, "%d", cfg->prompt_tokens);
+    char *argv[20];
+    int k = 0;
+    char *common[] = { (char *)exe, "-m", (char *)model, "-t", thr, "-r", rep, "-p", p, "-n", n };
+    for (size_t i = 0; i < sizeof common / sizeof common[0]; i++) argv[k++] = common[i];
+    if (stage == BENCH_DECODE) { /* the prompt already in the cache (llama-bench 2025+) */
+        argv[k++] = "-d";
+        argv[k++] = d;
+    }
+    char *tail[] = { "-ngl", "0", "-o", "csv", NULL };
+    for (size_t i = 0; i < sizeof tail / sizeof tail[0]; i++) argv[k++] = tail[i];
     memset(out, 0, sizeof *out);
     out->ran = 1;
     fprintf(stderr, "llava-bench: running");
@@ -114,7 +123,9 @@ int bench_llamacpp_run(const char *exe, const bench_config *cfg, int stage, cons
     while (fgetc(f) != EOF) {} /* let it finish writing */
     fclose(f);
     const int st = bench_wait(pid, NULL);
-    if (st != 0)
+    if (st < 0)
+        snprintf(out->error, sizeof out->error, "%s did not exit normally (killed by a signal?)", exe);
+    else if (st != 0)
         snprintf(out->error, sizeof out->error, "%s exited with status %d", exe, st);
     else if (parsed != 0)
         snprintf(out->error, sizeof out->error, "%s: %s", exe, err);

@@ -66,7 +66,7 @@ static void usage(FILE *f, const char *cmd)
             "  --json FILE       also write the results as JSON\n"
             "  --llama-bench P   after each prefill and decode scenario, run llama.cpp's llama-bench (path P)\n"
             "                    on the same file with the same threads, runs and token counts (decode: -d for\n"
-            "                    the prompt; needs a llama-bench with -d) and add its tok/s and our ratio\n"
+            "                    the prompt, which needs a llama-bench from 2025 on) and add its tok/s and our ratio\n"
             "The Markdown table goes to stdout, progress to stderr.\n",
             cmd);
 }

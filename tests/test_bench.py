@@ -87,7 +87,7 @@ def close(a, b, rel=1e-6):
 # $FAKE_LOG and prints the CSV header and one row like llama-bench -o csv,
 # with avg_ts = 1000 + n_prompt + 7 * n_gen. $FAKE_MODE: "fail" exits 3,
 # "garble" prints no avg_ts column.
-FAKE_LLAMA_BENCH = r'''#!/usr/bin/python3
+FAKE_LLAMA_BENCH = r'''
 import json, os, sys
 args = sys.argv[1:]
 with open(os.environ["FAKE_LOG"], "a") as f:
@@ -96,21 +96,21 @@ mode = os.environ.get("FAKE_MODE", "")
 if mode == "fail":
     sys.exit(3)
 opt = dict(zip(args[::2], args[1::2]))
-p, n = int(opt["-p"]), int(opt["-n"])
+p, n, d = int(opt["-p"]), int(opt["-n"]), opt.get("-d", "0")
 if mode == "garble":
     print("build_commit,n_prompt")
     print('"abc1234","%d"' % p)
     sys.exit(0)
 print("build_commit,build_number,cpu_info,model_filename,n_prompt,n_gen,n_depth,avg_ns,stddev_ns,avg_ts,stddev_ts")
 print('"abc1234","1","AMD EPYC, 2 cores ""fake""","%s","%d","%d","%s","1","0","%r","0.5"'
-      % (opt["-m"], p, n, opt["-d"], 1000.0 + p + 7 * n))
+      % (opt["-m"], p, n, d, 1000.0 + p + 7 * n))
 '''
 
 
 def fake_llama_bench(tmp):
     path = os.path.join(tmp, "fake-llama-bench")
     with open(path, "w") as f:
-        f.write(FAKE_LLAMA_BENCH)
+        f.write("#!" + sys.executable + FAKE_LLAMA_BENCH)  # the interpreter running this test
     os.chmod(path, 0o755)
     return path
 
@@ -243,9 +243,9 @@ def main():
         want_args = []
         for r in res:
             if r["stage"] in ("prefill", "decode"):
-                p, n, d = (P_TOK, 0, 0) if r["stage"] == "prefill" else (0, N_TOK, PROMPT)
-                want_args.append(["-m", r["lm"]["path"], "-t", "2", "-r", str(RUNS), "-p", str(p), "-n", str(n),
-                                  "-d", str(d), "-ngl", "0", "-o", "csv"])
+                tests = (["-p", str(P_TOK), "-n", "0"] if r["stage"] == "prefill" else
+                         ["-p", "0", "-n", str(N_TOK), "-d", str(PROMPT)])
+                want_args.append(["-m", r["lm"]["path"], "-t", "2", "-r", str(RUNS)] + tests + ["-ngl", "0", "-o", "csv"])
         got_args = read_log(fake_log)
         check(got_args == want_args, "llama-bench arguments:\n%r\nwant\n%r" % (got_args, want_args))
 
