@@ -119,6 +119,8 @@ int bench_spawn_reader(const char *exe, char *const argv[], FILE **out);
 /* Wait for pid: its exit status (-1 if it did not exit normally); its peak
  * RSS in KiB into *rss_kb if not NULL. */
 int bench_wait(int pid, long *rss_kb);
+/* "llava-bench: running ARGV..." on stderr. */
+void bench_log_command(char *const argv[]);
 
 /* ---- results (bench_report.c) ---- */
 

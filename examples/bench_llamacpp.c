@@ -108,9 +108,7 @@ int bench_llamacpp_run(const char *exe, const bench_config *cfg, int stage, cons
     for (size_t i = 0; i < sizeof tail / sizeof tail[0]; i++) argv[k++] = tail[i];
     memset(out, 0, sizeof *out);
     out->ran = 1;
-    fprintf(stderr, "llava-bench: running");
-    for (int i = 0; argv[i]; i++) fprintf(stderr, " %s", argv[i]);
-    fputc('\n', stderr);
+    bench_log_command(argv);
 
     FILE *f = NULL;
     const int pid = bench_spawn_reader(exe, argv, &f);

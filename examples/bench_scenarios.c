@@ -202,11 +202,16 @@ static void find_tool(const char *name, char *out, size_t size)
     snprintf(out, size, "%s", name);
 }
 
-static int run_tool(char *const argv[])
+void bench_log_command(char *const argv[])
 {
     fprintf(stderr, "llava-bench: running");
     for (int i = 0; argv[i]; i++) fprintf(stderr, " %s", argv[i]);
     fputc('\n', stderr);
+}
+
+static int run_tool(char *const argv[])
+{
+    bench_log_command(argv);
     int pid = run_process(NULL, argv, -1);
     if (pid < 0) return -1;
     int st = bench_wait(pid, NULL);

@@ -289,15 +289,14 @@ typedef struct {
     const llv_weight *w;
     const float *x, *bias;
     float *y;
-    int64_t n_rows, item_rows;
+    int64_t n_rows;
 } gemv_job;
 
-static void gemv_item(void *ctx, int64_t item, int slot)
+/* weight rows [o0, o1) */
+static void gemv_rows(void *ctx, int64_t o0, int64_t o1)
 {
     const gemv_job *j = ctx;
-    (void)slot;
-    const int64_t o1 = LLV_MIN((item + 1) * j->item_rows, j->w->n_out);
-    for (int64_t o = item * j->item_rows; o < o1; o++)
+    for (int64_t o = o0; o < o1; o++)
         gemv_row(j->ops, j->w, o, j->x, j->n_rows, j->y, j->bias);
 }
 
@@ -311,8 +310,8 @@ static void gemv(const llv_kernel_ops *ops, const llv_weight *w, const float *x,
     if (__atomic_load_n(&int8_gemv, __ATOMIC_RELAXED) && gemv_q8_group(ops, &w, 1, x, n_rows, &y, &bias, n_threads))
         return;
     const int64_t n_tiles = (n_out + GEMV_TILE - 1) / GEMV_TILE;
-    gemv_job job = { ops, w, x, bias, y, n_rows, GEMV_TILE * gemv_item_units(n_tiles, n_threads) };
-    llv_parallel_for((n_out + job.item_rows - 1) / job.item_rows, n_threads, gemv_item, &job);
+    gemv_job job = { ops, w, x, bias, y, n_rows };
+    llv_parallel_rows(n_out, GEMV_TILE * gemv_item_units(n_tiles, n_threads), n_threads, gemv_rows, &job);
 }
 
 /* ---- GEMM -------------------------------------------------------------- */
